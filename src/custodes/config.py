@@ -1,0 +1,165 @@
+"""Settings: one object, read from ``custodes.toml`` in the vault home and ``CUSTODES_*`` env.
+
+Every setting is declared once below with its help text (``SETTINGS_HELP``); the docs page
+``docs/configuration.md`` lists them all and a test fails if one is undocumented.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from custodes.errors import ConfigError
+
+__all__ = ["SETTINGS_HELP", "Settings", "StoreSettings", "default_home"]
+
+Backend = Literal["sqlite", "postgres"]
+Durability = Literal["normal", "full"]
+
+SETTINGS_HELP: dict[str, str] = {
+    "tenant": "Name of the organization's tenant; bound into every ciphertext and token.",
+    "store.backend": "Storage backend: 'sqlite' (embedded default) or 'postgres' (production).",
+    "store.path": "SQLite database file, relative to the home (backend 'sqlite').",
+    "store.url": "PostgreSQL connection URL (backend 'postgres'); env CUSTODES_STORE_URL.",
+    "store.durability": "'normal': commits survive a process crash (SQLite WAL, synchronous="
+    "NORMAL); 'full': each commit is fsynced and survives power loss.",
+    "keys.dir": "Directory of the key files, relative to the home; must not hold the database.",
+    "schema.path": "Schema file (collections and fields), relative to the home.",
+    "policy.path": "Policy file (purposes and grants), relative to the home.",
+    "limits.find_cap": "Most records one find may return; larger results are refused.",
+    "limits.max_value_bytes": "Largest field value accepted, in UTF-8 bytes.",
+    "limits.key_cache": "How many unwrapped subject data keys are kept in memory (LRU).",
+}
+
+
+def default_home() -> Path:
+    """Return ``$CUSTODES_HOME`` or ``./.custodes``."""
+    return Path(os.environ.get("CUSTODES_HOME") or ".custodes")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Where and how records and events are stored."""
+
+    backend: Backend = "sqlite"
+    path: Path = Path("data/custodes.db")
+    url: str | None = None
+    durability: Durability = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All settings of one vault home; paths are absolute once loaded."""
+
+    home: Path
+    tenant: str = "default"
+    store: StoreSettings = field(default_factory=StoreSettings)
+    keys_dir: Path = Path("keys")
+    schema_path: Path = Path("schema.toml")
+    policy_path: Path = Path("policy.toml")
+    find_cap: int = 100
+    max_value_bytes: int = 4096
+    key_cache: int = 100_000
+
+    @property
+    def root_key_path(self) -> Path:
+        """The local root key file (KEK, index and pseudonym keys derive from it)."""
+        return self.keys_dir / "root.key"
+
+    @property
+    def keystore_path(self) -> Path:
+        """The subject data-key store (wrapped keys), kept apart from the database."""
+        return self.keys_dir / "subject-keys.db"
+
+    @classmethod
+    def load(cls, home: Path) -> Settings:
+        """Read ``home/custodes.toml`` and the environment.
+
+        Raises:
+            ConfigError: the file is missing, is not valid TOML, or a value is invalid.
+        """
+        home = home.resolve()
+        path = home / "custodes.toml"
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"no vault at {home}: {path.name} is missing (run 'custodes init' first)"
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        return cls.from_mapping(home, raw, env=os.environ)
+
+    @classmethod
+    def from_mapping(
+        cls, home: Path, raw: dict[str, Any], env: os._Environ[str] | dict[str, str]
+    ) -> Settings:
+        """Build settings from parsed TOML plus ``CUSTODES_*`` environment overrides."""
+        known = {key.split(".")[0] for key in SETTINGS_HELP}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"custodes.toml: unknown setting(s): {', '.join(unknown)}")
+        store_raw = _table(raw, "store")
+        backend = env.get("CUSTODES_STORE_BACKEND") or store_raw.get("backend", "sqlite")
+        if backend not in ("sqlite", "postgres"):
+            raise ConfigError(f"store.backend must be 'sqlite' or 'postgres', not {backend!r}")
+        durability = store_raw.get("durability", "normal")
+        if durability not in ("normal", "full"):
+            raise ConfigError(f"store.durability must be 'normal' or 'full', not {durability!r}")
+        url = env.get("CUSTODES_STORE_URL") or store_raw.get("url")
+        if backend == "postgres" and not url:
+            raise ConfigError("store.backend is 'postgres' but store.url is not set")
+        store = StoreSettings(
+            backend=backend,
+            path=_under(home, store_raw.get("path", "data/custodes.db")),
+            url=url,
+            durability=durability,
+        )
+        keys_dir = _under(home, _table(raw, "keys").get("dir", "keys"))
+        if backend == "sqlite" and store.path.parent.resolve() == keys_dir.resolve():
+            raise ConfigError("keys.dir must not be the directory that holds the database")
+        limits = _table(raw, "limits")
+        return cls(
+            home=home,
+            tenant=_text(raw.get("tenant", "default"), "tenant"),
+            store=store,
+            keys_dir=keys_dir,
+            schema_path=_under(home, _table(raw, "schema").get("path", "schema.toml")),
+            policy_path=_under(home, _table(raw, "policy").get("path", "policy.toml")),
+            find_cap=_positive(limits.get("find_cap", 100), "limits.find_cap"),
+            max_value_bytes=_positive(limits.get("max_value_bytes", 4096), "limits.max_value_bytes"),
+            key_cache=_positive(limits.get("key_cache", 100_000), "limits.key_cache"),
+        )
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"custodes.toml: [{name}] must be a table")
+    allowed = {key.split(".", 1)[1] for key in SETTINGS_HELP if key.startswith(name + ".")}
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ConfigError(f"custodes.toml: unknown setting(s) in [{name}]: {', '.join(unknown)}")
+    return value
+
+
+def _under(home: Path, value: object) -> Path:
+    path = Path(_text(value, "path"))
+    return path if path.is_absolute() else home / path
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string")
+    return value
+
+
+def _positive(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    return value

@@ -1,0 +1,184 @@
+"""Domain records shared by the layers: who accesses, why, and what the audit trail holds.
+
+These are plain frozen dataclasses with no behaviour that needs a store or a key, so that
+``policy``, ``store`` and ``vault`` can all speak of them without importing each other.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "Access",
+    "AccessEvent",
+    "Accessor",
+    "Action",
+    "Case",
+    "Decision",
+    "IndexEntry",
+    "Principal",
+    "StoredRecord",
+]
+
+
+class Action(StrEnum):
+    """What an access does. Case actions are ledgered like record actions."""
+
+    PUT = "put"
+    GET = "get"
+    FIND = "find"
+    EXPORT = "export"
+    SHRED = "shred"
+    CASE_OPEN = "case_open"
+    CASE_APPROVE = "case_approve"
+    CASE_CLOSE = "case_close"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The accessor behind a call: a person or an integrating application."""
+
+    accessor: str
+    org: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """The context every vault call carries: who, why, under which case.
+
+    ``break_glass`` asks for emergency access where policy permits it; it needs a
+    ``justification`` and is always flagged in the ledger.
+    """
+
+    principal: Principal
+    purpose: str | None
+    case: str | None = None
+    justification: str | None = None
+    break_glass: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Accessor:
+    """A registered accessor (clerk, officer, application) and its organization and role."""
+
+    accessor: str
+    org: str
+    role: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """An investigation or service case that can explain reads of the subjects it names.
+
+    ``subjects`` holds subject references (keyed blind-index values), never ID numbers.
+    """
+
+    case_id: str
+    org: str
+    purpose: str
+    subjects: frozenset[bytes]
+    assigned: frozenset[str]
+    opened_by: str
+    opened_at: datetime
+    expires_at: datetime | None = None
+    approved_by: str | None = None
+    approver_role: str | None = None
+    approved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    def is_open(self, now: datetime) -> bool:
+        """Return whether the case is neither closed nor expired at ``now``."""
+        if self.closed_at is not None and self.closed_at <= now:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of a policy check, with the reason recorded in the access event.
+
+    ``missing`` names the unmet condition(s) when ``allowed`` is false. ``fields`` are the
+    fields the access may touch (the requested ones, or the grant's when none were named).
+    """
+
+    allowed: bool
+    reason: str
+    missing: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    break_glass: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One entry of the access log: an allowed or denied decision about one call.
+
+    ``subject`` is the subject's keyed pseudonym (never the ID number). ``justification`` is the
+    sealed (encrypted) break-glass justification, as hex, or ``None``.
+    """
+
+    ts: datetime
+    accessor: str
+    org: str
+    role: str
+    action: str
+    collection: str | None
+    fields: tuple[str, ...]
+    subject: str | None
+    purpose: str | None
+    case: str | None
+    decision: str
+    reason: str
+    count: int
+    break_glass: bool = False
+    justification: str | None = None
+
+    def canonical(self) -> bytes:
+        """Return the deterministic byte encoding of this event (the ledger entry).
+
+        JSON with sorted keys, no insignificant white space, UTF-8, ``ts`` in ISO 8601 with
+        offset and microseconds. The same event always encodes to the same bytes.
+        """
+        body = {
+            "v": 1,
+            "ts": self.ts.isoformat(timespec="microseconds"),
+            "accessor": self.accessor,
+            "org": self.org,
+            "role": self.role,
+            "action": self.action,
+            "collection": self.collection,
+            "fields": list(self.fields),
+            "subject": self.subject,
+            "purpose": self.purpose,
+            "case": self.case,
+            "decision": self.decision,
+            "reason": self.reason,
+            "count": self.count,
+            "break_glass": self.break_glass,
+            "justification": self.justification,
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """A blind-index entry: a keyed token that points at one record of one subject."""
+
+    token: bytes
+    record_id: str
+    subject_ref: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as the store holds it: ciphertext per field, bound to its position."""
+
+    record_id: str
+    collection: str
+    subject_ref: bytes
+    created_at: datetime
+    fields: dict[str, bytes] = field(default_factory=dict)

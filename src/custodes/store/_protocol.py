@@ -1,0 +1,86 @@
+"""The storage contract every backend implements.
+
+Backends hold only ciphertexts, keyed tokens and pseudonyms; they never see a key. All writes
+happen inside :meth:`Store.transaction`, so that a record and the access event that accounts for
+it are committed together or not at all. The event table is append-only: there is no method to
+change or remove an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from custodes.model import AccessEvent, Accessor, Case, IndexEntry, StoredRecord
+
+__all__ = ["Store", "StoreTx"]
+
+
+class StoreTx(Protocol):
+    """Writes inside one transaction; everything commits on a clean exit, nothing otherwise."""
+
+    def insert_record(self, record: StoredRecord, index: Sequence[IndexEntry]) -> None:
+        """Insert one record and its blind-index entries."""
+
+    def append_event(self, event: AccessEvent) -> int:
+        """Append one access event and return its sequence number (0-based, gap-free)."""
+
+    def put_case(self, case: Case) -> None:
+        """Insert a case or replace the stored state of an existing one."""
+
+    def put_accessor(self, accessor: Accessor) -> None:
+        """Insert an accessor or replace an existing one with the same id."""
+
+    def delete_subject_records(self, subject_ref: bytes) -> int:
+        """Delete every record and index entry of a subject; return the number of records."""
+
+
+class Store(Protocol):
+    """A storage backend (SQLite or PostgreSQL)."""
+
+    def migrate(self) -> None:
+        """Create the tables if they do not exist yet (idempotent)."""
+
+    def transaction(self) -> AbstractContextManager[StoreTx]:
+        """Open a write transaction; raise :class:`~custodes.errors.StoreError` on failure.
+
+        Any backend error inside or at commit is raised as ``StoreError`` (``raise ... from``);
+        the transaction is then rolled back.
+        """
+
+    def records(self, collection: str, subject_ref: bytes) -> list[StoredRecord]:
+        """Return the records of one subject in one collection, oldest first."""
+
+    def record(self, record_id: str) -> StoredRecord | None:
+        """Return one record by id, or ``None``."""
+
+    def lookup(self, token: bytes, limit: int) -> list[tuple[bytes, str]]:
+        """Return up to ``limit`` ``(subject_ref, record_id)`` pairs whose index token equals
+        ``token`` exactly."""
+
+    def subject_refs(self, collection: str, limit: int | None = None) -> list[bytes]:
+        """Return the distinct subject refs that have records in ``collection``."""
+
+    def case(self, case_id: str) -> Case | None:
+        """Return a case by id, or ``None``."""
+
+    def accessor(self, accessor_id: str) -> Accessor | None:
+        """Return an accessor by id, or ``None``."""
+
+    def accessors(self) -> list[Accessor]:
+        """Return every accessor, ordered by id."""
+
+    def events(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, AccessEvent]]:
+        """Yield ``(seq, event)`` for ``start <= seq < stop`` in order."""
+
+    def event_count(self) -> int:
+        """Return the number of events (the next sequence number)."""
+
+    def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
+        """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after
+        ``since``."""
+
+    def close(self) -> None:
+        """Release connections."""
