@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -96,9 +97,7 @@ class Settings:
         return cls.from_mapping(home, raw, env=os.environ)
 
     @classmethod
-    def from_mapping(
-        cls, home: Path, raw: dict[str, Any], env: os._Environ[str] | dict[str, str]
-    ) -> Settings:
+    def from_mapping(cls, home: Path, raw: dict[str, Any], env: Mapping[str, str]) -> Settings:
         """Build settings from parsed TOML plus ``CUSTODES_*`` environment overrides."""
         known = {key.split(".")[0] for key in SETTINGS_HELP}
         unknown = sorted(set(raw) - known)

@@ -24,8 +24,14 @@ class StoreTx(Protocol):
     def insert_record(self, record: StoredRecord, index: Sequence[IndexEntry]) -> None:
         """Insert one record and its blind-index entries."""
 
+    def insert_records(self, items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]]) -> None:
+        """Insert many records and their blind-index entries (batched, for bulk ingest)."""
+
     def append_event(self, event: AccessEvent) -> int:
         """Append one access event and return its sequence number (0-based, gap-free)."""
+
+    def append_events(self, events: Sequence[AccessEvent]) -> list[int]:
+        """Append events in order and return their (consecutive) sequence numbers."""
 
     def put_case(self, case: Case) -> None:
         """Insert a case or replace the stored state of an existing one."""

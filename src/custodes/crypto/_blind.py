@@ -1,0 +1,94 @@
+"""Blind indexes: keyed HMAC-SHA256 lookup tokens, subject references and pseudonyms.
+
+An unkeyed hash of an ID number is no protection (the space of plausible ID numbers is small
+enough to enumerate), so every token here is keyed with a key kept outside the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from custodes.crypto._keys import KEY_BYTES, length_prefixed, utf8
+from custodes.errors import ConfigError, InputError
+
+__all__ = ["BlindIndex"]
+
+_PSEUDONYM_BYTES = 16
+
+
+class BlindIndex:
+    """Derives subject references, field tokens and pseudonyms for one tenant.
+
+    Inputs must already be normalized; this class does not normalize.
+
+    Raises:
+        ConfigError: a key is not 32 bytes, or the two keys are equal.
+    """
+
+    def __init__(self, *, tenant: str, index_key: bytes, pseudonym_key: bytes) -> None:
+        for name, key in (("index_key", index_key), ("pseudonym_key", pseudonym_key)):
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                raise ConfigError(f"blind index {name} must be {KEY_BYTES} bytes")
+        # Published pseudonyms must reveal nothing about database keys: separate keys.
+        if hmac.compare_digest(index_key, pseudonym_key):
+            raise ConfigError("blind index index_key and pseudonym_key must differ")
+        self.tenant = tenant
+        self._tenant = utf8(tenant, "tenant")
+        self._index_key = index_key
+        self._pseudonym_key = pseudonym_key
+
+    def __repr__(self) -> str:
+        return f"BlindIndex(tenant={self.tenant!r})"
+
+    def subject_ref(self, id_number: str) -> bytes:
+        """Return the 32-byte database key of the subject with this ID number.
+
+        Raises:
+            InputError: ``id_number`` is not valid text.
+        """
+        parts = (b"subject", self._tenant, utf8(id_number, "id_number"))
+        return _mac(self._index_key, parts)
+
+    def token(self, collection: str, field: str, value: str) -> bytes:
+        """Return the 32-byte lookup token of a field value.
+
+        Raises:
+            InputError: an argument is not valid text.
+        """
+        parts = (
+            b"field",
+            self._tenant,
+            utf8(collection, "collection"),
+            utf8(field, "field"),
+            utf8(value, f"value of field {field!r}"),
+        )
+        return _mac(self._index_key, parts)
+
+    def pseudonym(self, id_number: str) -> str:
+        """Return the subject's public pseudonym: 32 lowercase hex characters.
+
+        Equal to ``pseudonym_of_ref(subject_ref(id_number))``.
+
+        Raises:
+            InputError: ``id_number`` is not valid text.
+        """
+        return self.pseudonym_of_ref(self.subject_ref(id_number))
+
+    def pseudonym_of_ref(self, subject_ref: bytes) -> str:
+        """Return the public pseudonym of the subject with this database key.
+
+        The vault often holds only subject references (e.g. records found by a token), so the
+        pseudonym is a keyed function of the reference, under the separate pseudonym key.
+
+        Raises:
+            InputError: ``subject_ref`` is not non-empty bytes.
+        """
+        if not isinstance(subject_ref, bytes) or not subject_ref:
+            raise InputError("subject_ref must be non-empty bytes")
+        parts = (b"pseudonym", self._tenant, subject_ref)
+        return _mac(self._pseudonym_key, parts)[:_PSEUDONYM_BYTES].hex()
+
+
+def _mac(key: bytes, parts: tuple[bytes, ...]) -> bytes:
+    return hmac.new(key, length_prefixed(*parts), hashlib.sha256).digest()

@@ -1,0 +1,240 @@
+"""Envelope encryption: per-subject data keys wrapped under the tenant KEK, AES-256-GCM fields.
+
+Field ciphertext: ``0x01 || 12-byte random nonce || AES-256-GCM(ciphertext || tag)``, with
+associated data binding tenant, collection, record id, field and subject reference, so a
+ciphertext moved to another row, field or subject fails to open.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from custodes.crypto._keys import KEY_BYTES, RootKeys, length_prefixed, utf8
+from custodes.crypto._keystore import SubjectKeyStore
+from custodes.errors import ConfigError, IntegrityError, NotFound
+
+__all__ = ["Envelope", "SubjectKey"]
+
+VERSION = b"\x01"
+NONCE_BYTES = 12
+TAG_BYTES = 16
+_MIN_LEN = len(VERSION) + NONCE_BYTES + TAG_BYTES
+_FIELD_AD = b"custodes/field/v1"
+_DEK_AD = b"custodes/dek/v1"
+_AUDIT_AD = b"custodes/audit/v1"
+
+
+class SubjectKey:
+    """One subject's unwrapped data key, ready to use; the key bytes are not exposed."""
+
+    __slots__ = ("_aead", "subject_ref")
+
+    def __init__(self, subject_ref: bytes, aead: AESGCM) -> None:
+        self.subject_ref = subject_ref
+        self._aead = aead
+
+    def __repr__(self) -> str:
+        return f"SubjectKey(subject_ref={self.subject_ref[:4].hex()}…)"
+
+
+def _seal(aead: AESGCM, plaintext: bytes, ad: bytes) -> bytes:
+    # A fresh random nonce per message: 96 random bits are safe far beyond our volumes
+    # (NIST SP 800-38D limit of 2**32 messages per key; one key per subject).
+    nonce = os.urandom(NONCE_BYTES)
+    return VERSION + nonce + aead.encrypt(nonce, plaintext, ad)
+
+
+def _open(aead: AESGCM, ciphertext: bytes, ad: bytes) -> bytes | None:
+    """Return the plaintext, or None if the ciphertext is malformed or fails authentication."""
+    if len(ciphertext) < _MIN_LEN or ciphertext[:1] != VERSION:
+        return None
+    nonce = ciphertext[1 : 1 + NONCE_BYTES]
+    try:
+        return aead.decrypt(nonce, ciphertext[1 + NONCE_BYTES :], ad)
+    except InvalidTag:
+        return None
+
+
+class Envelope:
+    """Seals and opens field values under per-subject keys; shredding a key erases a subject.
+
+    Raises:
+        ConfigError: ``cache_size`` is negative.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        root_keys: RootKeys,
+        keystore: SubjectKeyStore,
+        cache_size: int = 100_000,
+    ) -> None:
+        if cache_size < 0:
+            raise ConfigError(f"key cache size must be zero or more, not {cache_size}")
+        self.tenant = tenant
+        self._tenant = utf8(tenant, "tenant")
+        self._kek = AESGCM(root_keys.kek)
+        self._audit = AESGCM(root_keys.audit_key)
+        self._keystore = keystore
+        self._cache_size = cache_size
+        self._cache: OrderedDict[bytes, SubjectKey] = OrderedDict()
+        self._lock = threading.Lock()
+        # Bumped by every shred, so a load that raced with a shred does not re-cache the key.
+        self._shreds = 0
+
+    def __repr__(self) -> str:
+        return f"Envelope(tenant={self.tenant!r})"
+
+    @property
+    def keystore(self) -> SubjectKeyStore:
+        """The store of wrapped subject keys this envelope reads and writes."""
+        return self._keystore
+
+    def subject_key(self, subject_ref: bytes, *, create: bool = False) -> SubjectKey:
+        """Return a subject's data key (from the cache or the key store), or make one.
+
+        Raises:
+            NotFound: the subject has no key (never stored, or shredded) and ``create`` is False.
+            IntegrityError: the stored wrapped key fails to unwrap (tampered or misplaced).
+            StoreError: the key store failed.
+        """
+        return self.subject_keys([subject_ref], create=create)[subject_ref]
+
+    def subject_keys(
+        self, subject_refs: Sequence[bytes], *, create: bool
+    ) -> dict[bytes, SubjectKey]:
+        """Return the data keys of many subjects; new keys are stored in one transaction.
+
+        Raises:
+            NotFound: a subject has no key and ``create`` is False.
+            IntegrityError: a stored wrapped key fails to unwrap.
+            StoreError: the key store failed.
+        """
+        refs = list(dict.fromkeys(subject_refs))
+        while True:
+            with self._lock:
+                shreds = self._shreds
+                found = {ref: key for ref in refs if (key := self._cached(ref)) is not None}
+            missing = [ref for ref in refs if ref not in found]
+            loaded = self._load(missing, create=create) if missing else {}
+            with self._lock:
+                if self._shreds == shreds:
+                    for key in loaded.values():
+                        self._remember(key)
+                    return found | loaded
+            # A shred ran while keys were loading; load again so a shredded key is not revived.
+
+    def seal(
+        self, key: SubjectKey, plaintext: bytes, *, collection: str, record_id: str, field: str
+    ) -> bytes:
+        """Encrypt a field value, bound to this tenant, collection, record, field and subject.
+
+        Raises:
+            InputError: a name is not valid text.
+        """
+        ad = self._field_ad(key.subject_ref, collection, record_id, field)
+        return _seal(key._aead, plaintext, ad)
+
+    def open(
+        self, key: SubjectKey, ciphertext: bytes, *, collection: str, record_id: str, field: str
+    ) -> bytes:
+        """Decrypt a field value sealed for exactly this place and subject.
+
+        Raises:
+            IntegrityError: the ciphertext is malformed, altered, or belongs somewhere else.
+        """
+        ad = self._field_ad(key.subject_ref, collection, record_id, field)
+        plaintext = _open(key._aead, ciphertext, ad)
+        if plaintext is None:
+            raise IntegrityError(
+                f"field {field!r} of record {record_id!r} in collection {collection!r} failed "
+                "authentication: the ciphertext was altered, moved or swapped"
+            )
+        return plaintext
+
+    def shred(self, subject_ref: bytes) -> bool:
+        """Delete a subject's data key for good; return whether there was one.
+
+        Raises:
+            StoreError: the key store failed (the key may still exist; retry).
+        """
+        deleted = self._keystore.delete(subject_ref)
+        # Evict after the delete, so no load can re-read the key and cache it afterwards.
+        with self._lock:
+            self._shreds += 1
+            self._cache.pop(subject_ref, None)
+        return deleted
+
+    def seal_audit(self, plaintext: bytes, *, context: bytes) -> bytes:
+        """Encrypt an audit text (e.g. a break-glass justification) under the audit key."""
+        return _seal(self._audit, plaintext, self._audit_ad(context))
+
+    def open_audit(self, ciphertext: bytes, *, context: bytes) -> bytes:
+        """Decrypt an audit text sealed with the same context.
+
+        Raises:
+            IntegrityError: the ciphertext is malformed, altered, or from another context.
+        """
+        plaintext = _open(self._audit, ciphertext, self._audit_ad(context))
+        if plaintext is None:
+            raise IntegrityError(
+                "an audit ciphertext failed authentication: it was altered or moved"
+            )
+        return plaintext
+
+    def _cached(self, ref: bytes) -> SubjectKey | None:
+        key = self._cache.get(ref)
+        if key is not None:
+            self._cache.move_to_end(ref)
+        return key
+
+    def _remember(self, key: SubjectKey) -> None:
+        if self._cache_size == 0:
+            return
+        self._cache[key.subject_ref] = key
+        self._cache.move_to_end(key.subject_ref)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _load(self, refs: list[bytes], *, create: bool) -> dict[bytes, SubjectKey]:
+        wrapped = self._keystore.get_many(refs)
+        absent = [ref for ref in refs if ref not in wrapped]
+        if absent and not create:
+            raise NotFound("no data key for this subject: never stored, or shredded")
+        if absent:
+            fresh = [(ref, self._wrap(ref, AESGCM.generate_key(KEY_BYTES * 8))) for ref in absent]
+            self._keystore.put_many_if_absent(fresh)
+            # Another writer may have won the race for some subjects: use what was stored.
+            wrapped |= self._keystore.get_many(absent)
+            if len(wrapped) != len(refs):
+                raise NotFound("no data key for this subject: shredded while being created")
+        return {ref: SubjectKey(ref, AESGCM(self._unwrap(ref, wrapped[ref]))) for ref in refs}
+
+    def _wrap(self, subject_ref: bytes, dek: bytes) -> bytes:
+        return _seal(self._kek, dek, self._dek_ad(subject_ref))
+
+    def _unwrap(self, subject_ref: bytes, wrapped: bytes) -> bytes:
+        dek = _open(self._kek, wrapped, self._dek_ad(subject_ref))
+        if dek is None or len(dek) != KEY_BYTES:
+            raise IntegrityError(
+                "the stored data key of a subject failed to unwrap: it was altered, copied from "
+                "another subject or tenant, or wrapped under another root key"
+            )
+        return dek
+
+    def _dek_ad(self, subject_ref: bytes) -> bytes:
+        return _DEK_AD + length_prefixed(self._tenant, subject_ref)
+
+    def _field_ad(self, subject_ref: bytes, collection: str, record_id: str, field: str) -> bytes:
+        parts = (utf8(collection, "collection"), utf8(record_id, "record id"), utf8(field, "field"))
+        return _FIELD_AD + length_prefixed(self._tenant, *parts, subject_ref)
+
+    def _audit_ad(self, context: bytes) -> bytes:
+        return _AUDIT_AD + length_prefixed(self._tenant, context)

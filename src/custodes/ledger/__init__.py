@@ -1,0 +1,73 @@
+"""The ledger's pure primitives: RFC 9162 Merkle trees and C2SP signed notes and checkpoints.
+
+``custodes.ledger.merkle`` hashes trees, makes proofs and verifies them;
+``custodes.ledger.note`` signs and opens notes, checkpoints and witness cosignatures. Neither
+touches storage.
+"""
+
+from __future__ import annotations
+
+from custodes.ledger import merkle, note
+from custodes.ledger.merkle import (
+    HASH_SIZE,
+    combine_peaks,
+    consistency_proof,
+    consistency_proof_from_hashes,
+    consistency_proof_nodes,
+    inclusion_proof,
+    inclusion_proof_from_hashes,
+    inclusion_proof_nodes,
+    leaf_hash,
+    node_hash,
+    range_peaks,
+    root,
+    root_from_hashes,
+    subtree_roots,
+    verify_consistency,
+    verify_inclusion,
+    verify_inclusion_hash,
+)
+from custodes.ledger.note import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    Checkpoint,
+    NoteSigner,
+    WitnessSigner,
+    decode_vkey,
+    encode_vkey,
+    key_id,
+    open_note,
+    verify_cosignature,
+)
+
+__all__ = [
+    "ALG_COSIGNATURE_V1",
+    "ALG_ED25519",
+    "HASH_SIZE",
+    "Checkpoint",
+    "NoteSigner",
+    "WitnessSigner",
+    "combine_peaks",
+    "consistency_proof",
+    "consistency_proof_from_hashes",
+    "consistency_proof_nodes",
+    "decode_vkey",
+    "encode_vkey",
+    "inclusion_proof",
+    "inclusion_proof_from_hashes",
+    "inclusion_proof_nodes",
+    "key_id",
+    "leaf_hash",
+    "merkle",
+    "node_hash",
+    "note",
+    "open_note",
+    "range_peaks",
+    "root",
+    "root_from_hashes",
+    "subtree_roots",
+    "verify_consistency",
+    "verify_cosignature",
+    "verify_inclusion",
+    "verify_inclusion_hash",
+]

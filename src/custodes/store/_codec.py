@@ -1,0 +1,572 @@
+"""What both backends share: binary record bodies, row <-> model conversions, SQL and logic.
+
+Each backend supplies only how to run a statement, how to serialize sequence numbers and how a
+transaction begins and ends (:class:`SQLReads`, :class:`SQLWrites`).
+
+Record bodies and case subject lists are stored as length-prefixed *binary*, never as JSON, hex
+or base64: the plaintext-search test looks for runs of digits in every database byte, and a text
+encoding of random ciphertext is full of such runs.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from custodes.errors import StoreError
+from custodes.model import AccessEvent, Accessor, Case, IndexEntry, StoredRecord
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SQLReads",
+    "SQLWrites",
+    "accessor_from_row",
+    "accessor_params",
+    "as_utc",
+    "case_from_row",
+    "case_params",
+    "decode_fields",
+    "decode_refs",
+    "encode_fields",
+    "encode_refs",
+    "event_from_row",
+    "event_params",
+    "index_params",
+    "record_from_row",
+    "record_params",
+    "since_bound",
+    "statements",
+    "subjects_since",
+]
+
+SCHEMA_VERSION = 1
+
+_NAME_LEN = struct.Struct(">H")
+_VALUE_LEN = struct.Struct(">I")
+_MAX_NAME = 0xFFFF
+_MAX_VALUE = 0xFFFFFFFF
+
+
+def encode_fields(fields: dict[str, bytes]) -> bytes:
+    """Encode a record's fields as ``u16 len, name, u32 len, value`` in sorted name order.
+
+    Raises:
+        StoreError: a field name or value is too long to encode.
+    """
+    parts: list[bytes] = []
+    for name in sorted(fields):
+        raw_name = name.encode("utf-8")
+        value = bytes(fields[name])
+        if len(raw_name) > _MAX_NAME:
+            raise StoreError(f"cannot store field '{name[:40]}...': its name is too long")
+        if len(value) > _MAX_VALUE:
+            raise StoreError(f"cannot store field '{name}': its value is too long")
+        parts += [_NAME_LEN.pack(len(raw_name)), raw_name, _VALUE_LEN.pack(len(value)), value]
+    return b"".join(parts)
+
+
+def decode_fields(body: bytes) -> dict[str, bytes]:
+    """Decode a record body written by :func:`encode_fields`.
+
+    Raises:
+        StoreError: the body is truncated, has trailing bytes, a bad name or a repeated field.
+    """
+    fields: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(body):
+        raw_name, pos = _take(body, pos, _NAME_LEN, "field name")
+        value, pos = _take(body, pos, _VALUE_LEN, "field value")
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StoreError("stored record body is malformed: a field name is not UTF-8") from exc
+        if name in fields:
+            raise StoreError(f"stored record body is malformed: field '{name}' appears twice")
+        fields[name] = value
+    return fields
+
+
+def encode_refs(refs: frozenset[bytes]) -> bytes:
+    """Encode a set of subject refs as ``u32 len, ref`` items in sorted order."""
+    return b"".join(_VALUE_LEN.pack(len(ref)) + ref for ref in sorted(refs))
+
+
+def decode_refs(blob: bytes) -> frozenset[bytes]:
+    """Decode subject refs written by :func:`encode_refs`.
+
+    Raises:
+        StoreError: the list is truncated.
+    """
+    refs: set[bytes] = set()
+    pos = 0
+    while pos < len(blob):
+        ref, pos = _take(blob, pos, _VALUE_LEN, "subject ref")
+        refs.add(ref)
+    return frozenset(refs)
+
+
+def _take(data: bytes, pos: int, prefix: struct.Struct, what: str) -> tuple[bytes, int]:
+    if pos + prefix.size > len(data):
+        raise StoreError(f"stored data is malformed: the length of a {what} is truncated")
+    (length,) = prefix.unpack_from(data, pos)
+    start = pos + prefix.size
+    end = start + length
+    if end > len(data):
+        raise StoreError(f"stored data is malformed: a {what} is truncated")
+    return bytes(data[start:end]), end
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def record_params(record: StoredRecord) -> tuple[Any, ...]:
+    """Row values for ``records(record_id, collection, subject_ref, created_at, body)``."""
+    # Fixed-width microseconds keep created_at text in time order for one UTC offset.
+    created = record.created_at.isoformat(timespec="microseconds")
+    body = encode_fields(record.fields)
+    return (record.record_id, record.collection, bytes(record.subject_ref), created, body)
+
+
+def record_from_row(row: Sequence[Any]) -> StoredRecord:
+    """Build a record from ``(record_id, collection, subject_ref, created_at, body)``.
+
+    Raises:
+        StoreError: the stored body is malformed.
+    """
+    return StoredRecord(
+        record_id=row[0],
+        collection=row[1],
+        subject_ref=bytes(row[2]),
+        created_at=datetime.fromisoformat(row[3]),
+        fields=decode_fields(bytes(row[4])),
+    )
+
+
+def index_params(entry: IndexEntry) -> tuple[Any, ...]:
+    """Row values for ``record_index(token, subject_ref, record_id)``."""
+    return (bytes(entry.token), bytes(entry.subject_ref), entry.record_id)
+
+
+def event_params(seq: int, event: AccessEvent) -> tuple[Any, ...]:
+    """Row values for the 16 columns of ``events``, ``seq`` first."""
+    return (
+        seq,
+        event.ts.isoformat(),
+        event.accessor,
+        event.org,
+        event.role,
+        str(event.action),
+        event.collection,
+        json.dumps(list(event.fields), separators=(",", ":"), ensure_ascii=False),
+        event.subject,
+        event.purpose,
+        event.case,
+        event.decision,
+        event.reason,
+        event.count,
+        bool(event.break_glass),
+        event.justification,
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> tuple[int, AccessEvent]:
+    """Build ``(seq, event)`` from the 16 columns of ``events``."""
+    event = AccessEvent(
+        ts=datetime.fromisoformat(row[1]),
+        accessor=row[2],
+        org=row[3],
+        role=row[4],
+        action=row[5],
+        collection=row[6],
+        fields=tuple(json.loads(row[7])),
+        subject=row[8],
+        purpose=row[9],
+        case=row[10],
+        decision=row[11],
+        reason=row[12],
+        count=int(row[13]),
+        break_glass=bool(row[14]),
+        justification=row[15],
+    )
+    return int(row[0]), event
+
+
+def case_params(case: Case) -> tuple[Any, ...]:
+    """Row values for the 12 columns of ``cases``."""
+    return (
+        case.case_id,
+        case.org,
+        case.purpose,
+        encode_refs(case.subjects),
+        json.dumps(sorted(case.assigned), separators=(",", ":"), ensure_ascii=False),
+        case.opened_by,
+        case.opened_at.isoformat(),
+        _iso(case.expires_at),
+        case.approved_by,
+        case.approver_role,
+        _iso(case.approved_at),
+        _iso(case.closed_at),
+    )
+
+
+def case_from_row(row: Sequence[Any]) -> Case:
+    """Build a case from the 12 columns of ``cases``.
+
+    Raises:
+        StoreError: the stored subject list is malformed.
+    """
+    return Case(
+        case_id=row[0],
+        org=row[1],
+        purpose=row[2],
+        subjects=decode_refs(bytes(row[3])),
+        assigned=frozenset(json.loads(row[4])),
+        opened_by=row[5],
+        opened_at=datetime.fromisoformat(row[6]),
+        expires_at=_dt(row[7]),
+        approved_by=row[8],
+        approver_role=row[9],
+        approved_at=_dt(row[10]),
+        closed_at=_dt(row[11]),
+    )
+
+
+def accessor_params(accessor: Accessor) -> tuple[Any, ...]:
+    """Row values for ``accessors(accessor, org, role, active)``."""
+    return (accessor.accessor, accessor.org, accessor.role, bool(accessor.active))
+
+
+def accessor_from_row(row: Sequence[Any]) -> Accessor:
+    """Build an accessor from ``(accessor, org, role, active)``."""
+    return Accessor(accessor=row[0], org=row[1], role=row[2], active=bool(row[3]))
+
+
+def since_bound(since: datetime) -> str:
+    """Return a text lower bound for ``ts`` that no event at or after ``since`` sorts below.
+
+    ``ts`` text carries the event's own UTC offset (less than a day either way), so text order
+    is not time order across offsets; a date two days earlier sorts below every such text, and
+    :func:`subjects_since` then filters exactly on parsed datetimes.
+    """
+    day = as_utc(since).date()
+    return (day - timedelta(days=2)).isoformat() if day.toordinal() > 2 else ""
+
+
+def subjects_since(rows: Sequence[Sequence[Any]], since: datetime) -> set[str]:
+    """Return the subjects of ``(ts, subject)`` rows whose time is at or after ``since``."""
+    bound = as_utc(since)
+    return {row[1] for row in rows if as_utc(datetime.fromisoformat(row[0])) >= bound}
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return ``moment`` as an aware UTC datetime; naive values are taken to be UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+# --- SQL shared by both backends ---------------------------------------------------------------
+# Written with "?" placeholders; the PostgreSQL backend swaps in "%s". The text of each statement
+# is constant so the drivers' statement caches (sqlite3) and auto-prepare (psycopg) hit.
+
+_NO_STOP = 2**62
+
+_DML: dict[str, str] = {
+    "insert_record": (
+        "INSERT INTO records (record_id, collection, subject_ref, created_at, body) VALUES (?, "
+        "?, ?, ?, ?)"
+    ),
+    "insert_index": "INSERT INTO record_index (token, subject_ref, record_id) VALUES (?, ?, ?)",
+    "insert_event": (
+        "INSERT INTO events (seq, ts, accessor, org, role, action, collection, fields, subject, "
+        "purpose, case_id, decision, reason, count, break_glass, justification) VALUES (?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "next_seq": "SELECT COALESCE(MAX(seq) + 1, 0) FROM events",
+    "upsert_case": (
+        "INSERT INTO cases (case_id, org, purpose, subjects, assigned, opened_by, opened_at, "
+        "expires_at, approved_by, approver_role, approved_at, closed_at) VALUES (?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET org = excluded.org, purpose = "
+        "excluded.purpose, subjects = excluded.subjects, assigned = excluded.assigned, "
+        "opened_by = excluded.opened_by, opened_at = excluded.opened_at, expires_at = "
+        "excluded.expires_at, approved_by = excluded.approved_by, approver_role = "
+        "excluded.approver_role, approved_at = excluded.approved_at, closed_at = "
+        "excluded.closed_at"
+    ),
+    "upsert_accessor": (
+        "INSERT INTO accessors (accessor, org, role, active) VALUES (?, ?, ?, ?) ON CONFLICT "
+        "(accessor) DO UPDATE SET org = excluded.org, role = excluded.role, active = "
+        "excluded.active"
+    ),
+    "delete_index": "DELETE FROM record_index WHERE subject_ref = ?",
+    "delete_records": "DELETE FROM records WHERE subject_ref = ?",
+    "records": (
+        "SELECT record_id, collection, subject_ref, created_at, body FROM records WHERE "
+        "subject_ref = ? AND collection = ? ORDER BY created_at, record_id"
+    ),
+    "record": (
+        "SELECT record_id, collection, subject_ref, created_at, body FROM records WHERE "
+        "record_id = ?"
+    ),
+    "lookup": (
+        "SELECT subject_ref, record_id FROM record_index WHERE token = ? ORDER BY record_id LIMIT ?"
+    ),
+    "subject_refs": (
+        "SELECT DISTINCT subject_ref FROM records WHERE collection = ? ORDER BY subject_ref"
+    ),
+    "subject_refs_limit": (
+        "SELECT DISTINCT subject_ref FROM records WHERE collection = ? ORDER BY subject_ref LIMIT ?"
+    ),
+    "case": (
+        "SELECT case_id, org, purpose, subjects, assigned, opened_by, opened_at, expires_at, "
+        "approved_by, approver_role, approved_at, closed_at FROM cases WHERE case_id = ?"
+    ),
+    "accessor": "SELECT accessor, org, role, active FROM accessors WHERE accessor = ?",
+    "accessors": "SELECT accessor, org, role, active FROM accessors ORDER BY accessor",
+    "events": (
+        "SELECT seq, ts, accessor, org, role, action, collection, fields, subject, purpose, "
+        "case_id, decision, reason, count, break_glass, justification FROM events WHERE seq >= "
+        "? AND seq < ? ORDER BY seq LIMIT ?"
+    ),
+    "subjects_since": (
+        "SELECT ts, subject FROM events WHERE accessor = ? AND ts >= ? AND decision = 'allow' "
+        "AND subject IS NOT NULL"
+    ),
+}
+
+
+def statements(placeholder: str) -> dict[str, str]:
+    """Return the shared statements with ``?`` replaced by the driver's ``placeholder``."""
+    return {name: sql.replace("?", placeholder) for name, sql in _DML.items()}
+
+
+class SQLReads(ABC):
+    """The read half of :class:`~custodes.store.Store`, over any driver that runs a query."""
+
+    _sql: dict[str, str]
+    _EVENT_CHUNK = 1000
+
+    @abstractmethod
+    def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run a query and return all rows; raise StoreError naming ``op`` on failure."""
+
+    def records(self, collection: str, subject_ref: bytes) -> list[StoredRecord]:
+        """Return the records of one subject in one collection, oldest first.
+
+        Raises:
+            StoreError: the query failed or a stored body is malformed.
+        """
+        rows = self._fetch("read records", self._sql["records"], (subject_ref, collection))
+        return [record_from_row(row) for row in rows]
+
+    def record(self, record_id: str) -> StoredRecord | None:
+        """Return one record by id, or ``None``.
+
+        Raises:
+            StoreError: the query failed or the stored body is malformed.
+        """
+        rows = self._fetch("read a record", self._sql["record"], (record_id,))
+        return record_from_row(rows[0]) if rows else None
+
+    def lookup(self, token: bytes, limit: int) -> list[tuple[bytes, str]]:
+        """Return up to ``limit`` ``(subject_ref, record_id)`` pairs whose token equals ``token``.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        if limit < 1:
+            return []
+        rows = self._fetch("look up a token", self._sql["lookup"], (token, limit))
+        return [(bytes(ref), str(record_id)) for ref, record_id in rows]
+
+    def subject_refs(self, collection: str, limit: int | None = None) -> list[bytes]:
+        """Return the distinct subject refs that have records in ``collection``, in byte order.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        if limit is None:
+            rows = self._fetch("list subjects", self._sql["subject_refs"], (collection,))
+        elif limit < 1:
+            return []
+        else:
+            sql = self._sql["subject_refs_limit"]
+            rows = self._fetch("list subjects", sql, (collection, limit))
+        return [bytes(row[0]) for row in rows]
+
+    def case(self, case_id: str) -> Case | None:
+        """Return a case by id, or ``None``.
+
+        Raises:
+            StoreError: the query failed or the stored subject list is malformed.
+        """
+        rows = self._fetch("read a case", self._sql["case"], (case_id,))
+        return case_from_row(rows[0]) if rows else None
+
+    def accessor(self, accessor_id: str) -> Accessor | None:
+        """Return an accessor by id, or ``None``.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        rows = self._fetch("read an accessor", self._sql["accessor"], (accessor_id,))
+        return accessor_from_row(rows[0]) if rows else None
+
+    def accessors(self) -> list[Accessor]:
+        """Return every accessor, ordered by id.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        rows = self._fetch("list accessors", self._sql["accessors"], ())
+        return [accessor_from_row(row) for row in rows]
+
+    def events(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, AccessEvent]]:
+        """Yield ``(seq, event)`` for ``start <= seq < stop`` in order, reading in chunks.
+
+        Raises:
+            StoreError: a query failed.
+        """
+        end = _NO_STOP if stop is None else stop
+        pos = max(start, 0)
+        while pos < end:
+            params = (pos, end, self._EVENT_CHUNK)
+            rows = self._fetch("read events", self._sql["events"], params)
+            for row in rows:
+                yield event_from_row(row)
+            if len(rows) < self._EVENT_CHUNK:
+                return
+            pos = int(rows[-1][0]) + 1
+
+    def event_count(self) -> int:
+        """Return the number of events (the next sequence number; seqs have no gaps).
+
+        Raises:
+            StoreError: the query failed.
+        """
+        return int(self._fetch("count events", self._sql["next_seq"], ())[0][0])
+
+    def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
+        """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after ``since``.
+
+        Naive datetimes (``since`` or stored) are taken to be UTC.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        params = (accessor_id, since_bound(since))
+        rows = self._fetch("read recent subjects", self._sql["subjects_since"], params)
+        return subjects_since(rows, since)
+
+
+class SQLWrites(ABC):
+    """The write half (:class:`~custodes.store.StoreTx`), over any driver that runs a statement.
+
+    A transaction object is usable only while its ``with`` block runs.
+    """
+
+    _sql: dict[str, str]
+
+    def __init__(self) -> None:
+        self._next_seq: int | None = None
+        self.active = True
+
+    @abstractmethod
+    def _run(self, op: str, sql: str, params: Sequence[Any]) -> int:
+        """Run one statement; return its row count; raise StoreError naming ``op``."""
+
+    @abstractmethod
+    def _run_many(self, op: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each of ``rows``; raise StoreError naming ``op``."""
+
+    @abstractmethod
+    def _first_seq(self) -> int:
+        """Return the next sequence number, serialized against every other writer."""
+
+    def _check(self) -> None:
+        if not self.active:
+            raise StoreError("this transaction has already ended; open a new one")
+
+    def insert_record(self, record: StoredRecord, index: Sequence[IndexEntry]) -> None:
+        """Insert one record and its blind-index entries.
+
+        Raises:
+            StoreError: the record id already exists, or the backend failed.
+        """
+        self.insert_records([(record, index)])
+
+    def insert_records(self, items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]]) -> None:
+        """Insert many records and their blind-index entries (batched).
+
+        Raises:
+            StoreError: a record id or index entry already exists, or the backend failed.
+        """
+        self._check()
+        if not items:
+            return
+        records = [record_params(record) for record, _ in items]
+        entries = [index_params(entry) for _, index in items for entry in index]
+        self._run_many("insert records", self._sql["insert_record"], records)
+        if entries:
+            self._run_many("insert index entries", self._sql["insert_index"], entries)
+
+    def append_event(self, event: AccessEvent) -> int:
+        """Append one access event and return its sequence number (0-based, gap-free).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        return self.append_events([event])[0]
+
+    def append_events(self, events: Sequence[AccessEvent]) -> list[int]:
+        """Append events in order and return their sequence numbers (consecutive).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        if not events:
+            return []
+        first = self._first_seq() if self._next_seq is None else self._next_seq
+        rows = [event_params(first + i, event) for i, event in enumerate(events)]
+        self._next_seq = None  # recomputed from the table if the batch fails part-way
+        self._run_many("append events", self._sql["insert_event"], rows)
+        self._next_seq = first + len(rows)
+        return list(range(first, first + len(rows)))
+
+    def put_case(self, case: Case) -> None:
+        """Insert a case or replace the stored state of an existing one.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        self._run("store a case", self._sql["upsert_case"], case_params(case))
+
+    def put_accessor(self, accessor: Accessor) -> None:
+        """Insert an accessor or replace an existing one with the same id.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        self._run("store an accessor", self._sql["upsert_accessor"], accessor_params(accessor))
+
+    def delete_subject_records(self, subject_ref: bytes) -> int:
+        """Delete every record and index entry of a subject; return the number of records.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        self._run("delete index entries", self._sql["delete_index"], (subject_ref,))
+        return self._run("delete records", self._sql["delete_records"], (subject_ref,))

@@ -1,0 +1,166 @@
+"""The PostgreSQL backend (production): psycopg 3, one autocommit connection, one lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from custodes.errors import StoreError
+from custodes.store._codec import SCHEMA_VERSION, SQLReads, SQLWrites, statements
+
+__all__ = ["PostgresStore"]
+
+_SQL = statements("%s")
+
+# Any constant shared by every custodes process on the database; it serializes event numbering.
+_SEQ_LOCK = 0x637573746F646573  # "custodes"
+_MIGRATE_LOCK = _SEQ_LOCK + 1
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS records (record_id text PRIMARY KEY, collection text NOT NULL, "
+    "subject_ref bytea NOT NULL, created_at text NOT NULL, body bytea NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS records_subject ON records (subject_ref, collection, created_at)",
+    "CREATE TABLE IF NOT EXISTS record_index (token bytea NOT NULL, subject_ref bytea NOT NULL, "
+    "record_id text NOT NULL, PRIMARY KEY (token, record_id))",
+    "CREATE TABLE IF NOT EXISTS events (seq bigint PRIMARY KEY CHECK (seq >= 0), "
+    "ts text NOT NULL, accessor text NOT NULL, org text NOT NULL, role text NOT NULL, "
+    "action text NOT NULL, collection text, fields text NOT NULL, subject text, purpose text, "
+    "case_id text, decision text NOT NULL, reason text NOT NULL, count bigint NOT NULL, "
+    "break_glass boolean NOT NULL, justification text)",
+    "CREATE INDEX IF NOT EXISTS events_accessor ON events (accessor, ts)",
+    "CREATE INDEX IF NOT EXISTS events_subject ON events (subject)",
+    "CREATE OR REPLACE FUNCTION custodes_events_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'events are append-only'; END $$",
+    "DROP TRIGGER IF EXISTS events_append_only ON events",
+    "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
+    "FOR EACH ROW EXECUTE FUNCTION custodes_events_append_only()",
+    "DROP TRIGGER IF EXISTS events_no_truncate ON events",
+    "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION custodes_events_append_only()",
+    "CREATE TABLE IF NOT EXISTS cases (case_id text PRIMARY KEY, org text NOT NULL, "
+    "purpose text NOT NULL, subjects bytea NOT NULL, assigned text NOT NULL, "
+    "opened_by text NOT NULL, opened_at text NOT NULL, expires_at text, approved_by text, "
+    "approver_role text, approved_at text, closed_at text)",
+    "CREATE TABLE IF NOT EXISTS accessors (accessor text PRIMARY KEY, org text NOT NULL, "
+    "role text NOT NULL, active boolean NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING",
+)
+
+
+class _PostgresTx(SQLWrites):
+    _sql = _SQL
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def _run(self, op: str, sql: str, params: Sequence[Any]) -> int:
+        try:
+            return self._conn.execute(sql, params).rowcount
+        except psycopg.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _run_many(self, op: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(sql, rows)
+        except psycopg.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _first_seq(self) -> int:
+        # The advisory lock is held until commit, so writers in other processes wait here
+        # rather than computing the same max+1.
+        try:
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQ_LOCK,))
+            row = self._conn.execute(_SQL["next_seq"]).fetchone()
+        except psycopg.Error as exc:
+            raise _error("number an event", exc) from exc
+        assert row is not None  # noqa: S101 (an aggregate always returns one row)
+        return int(row[0])
+
+
+class PostgresStore(SQLReads):
+    """The PostgreSQL store (production backend); safe to share between threads.
+
+    Raises:
+        StoreError: the server cannot be reached or refuses the connection.
+    """
+
+    _sql = _SQL
+
+    def __init__(self, url: str) -> None:
+        self._lock = threading.RLock()
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, application_name="custodes")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except psycopg.Error as exc:
+                raise _error(op, exc) from exc
+
+    def migrate(self) -> None:
+        """Create the tables, indexes and triggers if they do not exist yet (idempotent).
+
+        Raises:
+            StoreError: the database is of a newer schema version, or the backend failed.
+        """
+        with self.transaction() as tx:
+            tx._run("lock the schema", "SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            version = self._schema_version()
+            if version == SCHEMA_VERSION:
+                return
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database has schema version {version}; this custodes supports "
+                    f"up to {SCHEMA_VERSION}"
+                )
+            for statement in _DDL:
+                tx._run("create the schema", statement, ())
+
+    def _schema_version(self) -> int | None:
+        row = self._conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            return None
+        found = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        value = found.fetchone()
+        return None if value is None else int(value[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PostgresTx]:
+        """Open a write transaction; commit on a clean exit.
+
+        Raises:
+            StoreError: the transaction could not begin or commit, or a backend error occurred
+                inside it (it is then rolled back).
+        """
+        with self._lock:
+            tx = _PostgresTx(self._conn)
+            body_done = False
+            try:
+                with self._conn.transaction():
+                    try:
+                        yield tx
+                    finally:
+                        tx.active = False
+                    body_done = True
+            except psycopg.Error as exc:
+                op = "commit a transaction" if body_done else "complete a transaction"
+                raise _error(op, exc) from exc
+
+    def close(self) -> None:
+        """Close the connection; later calls raise StoreError."""
+        with self._lock:
+            self._conn.close()
+
+
+def _error(op: str, exc: psycopg.Error) -> StoreError:
+    return StoreError(f"PostgreSQL could not {op}: {exc}")

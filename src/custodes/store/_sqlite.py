@@ -1,0 +1,198 @@
+"""The embedded SQLite backend: one connection, one lock, WAL, explicit transactions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from custodes.errors import StoreError
+from custodes.store._codec import SCHEMA_VERSION, SQLReads, SQLWrites, statements
+
+__all__ = ["SQLiteStore"]
+
+_SQL = statements("?")
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS records (record_id TEXT PRIMARY KEY, collection TEXT NOT NULL, "
+    "subject_ref BLOB NOT NULL, created_at TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS records_subject ON records (subject_ref, collection, created_at)",
+    "CREATE TABLE IF NOT EXISTS record_index (token BLOB NOT NULL, subject_ref BLOB NOT NULL, "
+    "record_id TEXT NOT NULL, PRIMARY KEY (token, record_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY CHECK (seq >= 0), "
+    "ts TEXT NOT NULL, accessor TEXT NOT NULL, org TEXT NOT NULL, role TEXT NOT NULL, "
+    "action TEXT NOT NULL, collection TEXT, fields TEXT NOT NULL, subject TEXT, purpose TEXT, "
+    "case_id TEXT, decision TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, "
+    "break_glass INTEGER NOT NULL, justification TEXT)",
+    "CREATE INDEX IF NOT EXISTS events_accessor ON events (accessor, ts)",
+    "CREATE INDEX IF NOT EXISTS events_subject ON events (subject)",
+    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+    "CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, org TEXT NOT NULL, "
+    "purpose TEXT NOT NULL, subjects BLOB NOT NULL, assigned TEXT NOT NULL, "
+    "opened_by TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT, approved_by TEXT, "
+    "approver_role TEXT, approved_at TEXT, closed_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS accessors (accessor TEXT PRIMARY KEY, org TEXT NOT NULL, "
+    "role TEXT NOT NULL, active INTEGER NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING",
+)
+
+
+class _SQLiteTx(SQLWrites):
+    _sql = _SQL
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def _run(self, op: str, sql: str, params: Sequence[Any]) -> int:
+        try:
+            return self._conn.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _run_many(self, op: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _first_seq(self) -> int:
+        # BEGIN IMMEDIATE already holds the database's write lock, so max+1 cannot race.
+        try:
+            return int(self._conn.execute(_SQL["next_seq"]).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise _error("number an event", exc) from exc
+
+
+class SQLiteStore(SQLReads):
+    """The embedded SQLite store (default backend); one file, safe to share between threads.
+
+    Raises:
+        StoreError: the database file cannot be created or opened.
+    """
+
+    _sql = _SQL
+
+    def __init__(self, path: Path, *, durability: Literal["normal", "full"] = "normal") -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn = _connect(self.path, durability)
+
+    def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _error(op, exc) from exc
+
+    def migrate(self) -> None:
+        """Create the tables, indexes and triggers if they do not exist yet (idempotent).
+
+        Raises:
+            StoreError: the database is of a newer schema version, or the backend failed.
+        """
+        with self.transaction() as tx:
+            version = self._schema_version()
+            if version == SCHEMA_VERSION:
+                return
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database has schema version {version}; this custodes supports "
+                    f"up to {SCHEMA_VERSION}"
+                )
+            for statement in _DDL:
+                tx._run("create the schema", statement, ())
+
+    def _schema_version(self) -> int | None:
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if found is None:
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else int(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLiteTx]:
+        """Open a write transaction (``BEGIN IMMEDIATE``); commit on a clean exit.
+
+        Raises:
+            StoreError: the transaction could not begin or commit, or a backend error occurred
+                inside it (it is then rolled back).
+        """
+        with self._lock:
+            self._control("BEGIN IMMEDIATE", "begin a transaction")
+            tx = _SQLiteTx(self._conn)
+            try:
+                yield tx
+            except BaseException as exc:
+                tx.active = False
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise _error("complete a transaction", exc) from exc
+                raise
+            tx.active = False
+            self._commit()
+
+    def _control(self, statement: str, op: str) -> None:
+        try:
+            self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _rollback(self) -> None:
+        # A failed statement may already have ended the transaction; nothing left to undo then.
+        if self._conn.in_transaction:
+            self._control("ROLLBACK", "roll back a transaction")
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _error("commit a transaction", exc) from exc
+
+    def close(self) -> None:
+        """Close the connection; later calls raise StoreError."""
+        with self._lock:
+            self._conn.close()
+
+
+def _error(op: str, exc: sqlite3.Error) -> StoreError:
+    return StoreError(f"SQLite could not {op}: {exc}")
+
+
+def _connect(path: Path, durability: str) -> sqlite3.Connection:
+    try:
+        _create_private(path)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open the SQLite database at {path}: {exc}") from exc
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot configure the SQLite database at {path}: {exc}") from exc
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    # Created here, before SQLite opens it, so the file (and the WAL and shared-memory files,
+    # which SQLite creates with the database's mode) are never readable by others.
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.chmod(0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        path.chmod(0o600)

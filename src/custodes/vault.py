@@ -1,0 +1,711 @@
+"""The one choke point: authorize → record the access event → decrypt → return.
+
+Every record operation goes through :class:`Vault`. Each call carries an
+:class:`~custodes.model.Access` (who, which purpose, which case). The policy decides; the
+decision, allowed or denied, becomes an access event; for reads the event is committed before any
+plaintext leaves this module, and if it cannot be committed the caller gets
+:class:`~custodes.errors.AuditFailure` and no data (fail closed).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from custodes.clock import Clock, system_clock
+from custodes.config import Settings
+from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKeyStore
+from custodes.errors import (
+    AccessDenied,
+    AuditFailure,
+    CryptoError,
+    InputError,
+    IntegrityError,
+    NotFound,
+    StoreError,
+)
+from custodes.model import (
+    Access,
+    AccessEvent,
+    Accessor,
+    Action,
+    Case,
+    Decision,
+    IndexEntry,
+    Principal,
+    StoredRecord,
+)
+from custodes.policy import Policy, add_subjects, approve_case, close_case, new_case_id, open_case
+from custodes.schema import Collection, Schema
+from custodes.store import Store, open_store
+
+__all__ = ["Record", "Vault"]
+
+# Characters that make a lookup a pattern rather than a value. Exact match only: a vault that
+# answers prefix or wildcard queries is a vault that can be enumerated.
+_PATTERN_CHARS = frozenset("*%?")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A decrypted record as returned to an authorized caller (only the permitted fields)."""
+
+    record_id: str
+    collection: str
+    created_at: datetime
+    values: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "record_id": self.record_id,
+            "collection": self.collection,
+            "created_at": self.created_at.isoformat(),
+            "values": dict(self.values),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """A subject as the vault addresses it: its database key and its published pseudonym."""
+
+    ref: bytes
+    pseudonym: str
+
+
+class Vault:
+    """Personal records behind purpose-bound, ledgered access.
+
+    Build one with :meth:`open` (from a vault home) or the keyword-only constructor (tests,
+    embedding). Methods raise :class:`~custodes.errors.InputError` for bad input (nothing is
+    recorded or changed), :class:`~custodes.errors.AccessDenied` when policy refuses (the refusal
+    is recorded), :class:`~custodes.errors.AuditFailure` when the access event cannot be committed.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        schema: Schema,
+        policy: Policy,
+        store: Store,
+        envelope: Envelope,
+        index: BlindIndex,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.policy = policy
+        self.store = store
+        self._envelope = envelope
+        self._index = index
+        self._clock = clock
+        self._quota: dict[str, tuple[datetime, set[str]]] = {}
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Vault:
+        """Open the vault described by ``settings`` (keys, schema, policy, store).
+
+        Raises:
+            ConfigError: a key file, schema or policy is missing or invalid.
+            StoreError: the database cannot be opened.
+        """
+        schema = Schema.load(settings.schema_path)
+        policy = Policy.load(settings.policy_path, schema=schema)
+        root = LocalKeyFile.open(settings.root_key_path).root_keys(settings.tenant)
+        keystore = SubjectKeyStore(settings.keystore_path)
+        store = open_store(settings.store)
+        store.migrate()
+        envelope = Envelope(
+            tenant=settings.tenant, root_keys=root, keystore=keystore, cache_size=settings.key_cache
+        )
+        index = BlindIndex(
+            tenant=settings.tenant, index_key=root.index_key, pseudonym_key=root.pseudonym_key
+        )
+        return cls(
+            settings=settings,
+            schema=schema,
+            policy=policy,
+            store=store,
+            envelope=envelope,
+            index=index,
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        """Release the store and key store."""
+        self.store.close()
+        self._envelope.keystore.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- accessors ---------------------------------------------------------------------------
+
+    def add_accessor(self, accessor: Accessor) -> None:
+        """Register (or update) an accessor.
+
+        Raises:
+            InputError: the role is not used by any grant or approval rule of the policy.
+        """
+        if accessor.role not in self.policy.roles:
+            known = ", ".join(sorted(self.policy.roles))
+            raise InputError(f"role '{accessor.role}' is not in the policy (roles: {known})")
+        for name, value in (("accessor id", accessor.accessor), ("org", accessor.org)):
+            if not value or not value.isprintable() or len(value) > 64:
+                raise InputError(f"{name} must be 1-64 printable characters")
+        with self.store.transaction() as tx:
+            tx.put_accessor(accessor)
+
+    def principal(self, accessor_id: str) -> Principal:
+        """Return the principal of a registered, active accessor.
+
+        Raises:
+            NotFound: no such accessor.
+            AccessDenied: the accessor is deactivated.
+        """
+        found = self.store.accessor(accessor_id)
+        if found is None:
+            raise NotFound(f"no accessor '{accessor_id}' (add it with 'custodes accessor add')")
+        if not found.active:
+            raise AccessDenied(f"accessor '{accessor_id}' is deactivated", ("accessor",))
+        return Principal(accessor=found.accessor, org=found.org, role=found.role)
+
+    # -- records -----------------------------------------------------------------------------
+
+    def put(
+        self, access: Access, collection: str, subject: str, values: Mapping[str, object]
+    ) -> str:
+        """Store one record about ``subject`` (an ID number); return the new record id.
+
+        Raises:
+            InputError: malformed ID number, unknown collection/field, invalid or oversized value.
+            AccessDenied: policy refused the write (recorded).
+            AuditFailure: the event could not be committed (nothing was written).
+        """
+        return self.put_many(access, collection, [(subject, values)])[0]
+
+    def put_many(
+        self,
+        access: Access,
+        collection: str,
+        items: Sequence[tuple[str, Mapping[str, object]]],
+    ) -> list[str]:
+        """Store several records in one transaction (bulk ingest); all or nothing.
+
+        Every item is validated before anything is written; one decision and one event per
+        record. Raises as :meth:`put`; a denial of any item refuses the whole batch.
+        """
+        coll = self.schema.collection(collection)
+        prepared = [self._prepare_write(coll, subject, values) for subject, values in items]
+        now = self._clock()
+        events: list[AccessEvent] = []
+        for subj, clean in prepared:
+            decision = self._decide(access, Action.PUT, coll.name, list(clean), subj, now)
+            if not decision.allowed:
+                self._record_denial(access, Action.PUT, coll.name, list(clean), subj, decision, now)
+            events.append(self._event(access, Action.PUT, coll.name, list(clean), subj, decision, 1, now))
+        keys = self._envelope.subject_keys([s.ref for s, _ in prepared], create=True)
+        rows = [self._seal_record(coll, subj, clean, keys[subj.ref], now) for subj, clean in prepared]
+        self._commit(rows=rows, events=events)
+        for event in events:
+            self._note_subject(access.principal.accessor, event)
+        return [record.record_id for record, _ in rows]
+
+    def get(
+        self,
+        access: Access,
+        collection: str,
+        subject: str,
+        fields: Sequence[str] | None = None,
+    ) -> list[Record]:
+        """Return the records of ``subject`` in ``collection``, limited to permitted fields.
+
+        Raises:
+            InputError: malformed ID number, unknown collection or field.
+            AccessDenied: policy refused the read (recorded).
+            IntegrityError: a stored ciphertext was altered or moved (recorded).
+            AuditFailure: the event could not be committed; no data is returned.
+        """
+        coll = self.schema.collection(collection)
+        wanted = self._check_fields(coll, fields)
+        subj = self._subject(subject)
+        now = self._clock()
+        decision = self._decide(access, Action.GET, coll.name, wanted, subj, now)
+        if not decision.allowed:
+            self._record_denial(access, Action.GET, coll.name, wanted, subj, decision, now)
+        stored = self.store.records(coll.name, subj.ref)
+        try:
+            records = self._open_records(stored, subj.ref, decision.fields)
+        except IntegrityError:
+            failed = Decision(
+                allowed=True, reason="allowed, but a stored ciphertext failed its integrity check",
+                fields=decision.fields,
+            )
+            self._commit(events=[self._event(access, Action.GET, coll.name, decision.fields, subj, failed, 0, now)])
+            raise
+        event = self._event(access, Action.GET, coll.name, decision.fields, subj, decision, len(records), now)
+        self._commit(events=[event])
+        self._note_subject(access.principal.accessor, event)
+        return records
+
+    def find(
+        self,
+        access: Access,
+        collection: str,
+        field: str,
+        value: str,
+        fields: Sequence[str] | None = None,
+    ) -> list[Record]:
+        """Return the records whose blind-indexed ``field`` equals ``value`` exactly.
+
+        No prefix, wildcard or range search; at most ``limits.find_cap`` records.
+
+        Raises:
+            InputError: unknown or non-indexed field, a pattern instead of a value, bad value.
+            AccessDenied: policy refused, or the result exceeds the cap (recorded).
+            AuditFailure: the events could not be committed; no data is returned.
+        """
+        coll = self.schema.collection(collection)
+        target = coll.field(field)
+        if not target.indexed:
+            indexed = ", ".join(coll.indexed_fields) or "none"
+            raise InputError(
+                f"field '{field}' of '{coll.name}' is not indexed for exact-match lookup "
+                f"(indexed fields: {indexed})"
+            )
+        if isinstance(value, str) and _PATTERN_CHARS.intersection(value):
+            raise InputError(
+                "find matches exact values only: wildcard and prefix patterns ('*', '%', '?') "
+                "are refused"
+            )
+        normalized = target.normalize(value)
+        wanted = self._check_fields(coll, fields)
+        now = self._clock()
+        decision = self._decide(access, Action.FIND, coll.name, wanted, None, now)
+        if not decision.allowed:
+            self._record_denial(access, Action.FIND, coll.name, wanted, None, decision, now)
+        token = self._index.token(coll.name, target.name, normalized)
+        hits = self.store.lookup(token, limit=self.settings.find_cap + 1)
+        if len(hits) > self.settings.find_cap:
+            capped = Decision(
+                allowed=False,
+                reason=f"the lookup matched more than {self.settings.find_cap} records",
+                missing=("result_cap",),
+            )
+            self._record_denial(access, Action.FIND, coll.name, decision.fields, None, capped, now)
+        return self._answer_find(access, coll, decision, hits, now)
+
+    def export(
+        self, access: Access, collection: str, fields: Sequence[str] | None = None
+    ) -> list[Record]:
+        """Return every record of ``collection`` (bulk export); one event per subject.
+
+        Raises:
+            AccessDenied: policy refused (recorded).
+            AuditFailure: the events could not be committed; no data is returned.
+        """
+        coll = self.schema.collection(collection)
+        wanted = self._check_fields(coll, fields)
+        now = self._clock()
+        decision = self._decide(access, Action.EXPORT, coll.name, wanted, None, now)
+        if not decision.allowed:
+            self._record_denial(access, Action.EXPORT, coll.name, wanted, None, decision, now)
+        records: list[Record] = []
+        events: list[AccessEvent] = []
+        for ref in self.store.subject_refs(coll.name):
+            opened = self._open_records(self.store.records(coll.name, ref), ref, decision.fields)
+            subj = _Subject(ref, self._index.pseudonym_of_ref(ref))
+            events.append(self._event(access, Action.EXPORT, coll.name, decision.fields, subj, decision, len(opened), now))
+            records.extend(opened)
+        if not events:
+            events.append(self._event(access, Action.EXPORT, coll.name, decision.fields, None, decision, 0, now))
+        self._commit(events=events)
+        return records
+
+    def shred(self, access: Access, subject: str) -> int:
+        """Erase a subject: delete their records and destroy their data key.
+
+        Afterwards nothing of the subject's records can be decrypted, not even from a backup
+        made before, with the KEK; their access events remain (pseudonymous). Returns the number
+        of records deleted.
+
+        Raises:
+            AccessDenied: policy refused (recorded).
+            CryptoError: records were deleted but the key could not be destroyed; run it again.
+        """
+        subj = self._subject(subject)
+        now = self._clock()
+        decision = self._decide(access, Action.SHRED, None, [], subj, now)
+        if not decision.allowed:
+            self._record_denial(access, Action.SHRED, None, [], subj, decision, now)
+        try:
+            with self.store.transaction() as tx:
+                deleted = tx.delete_subject_records(subj.ref)
+                tx.append_event(self._event(access, Action.SHRED, None, (), subj, decision, deleted, now))
+        except StoreError as exc:
+            raise AuditFailure(f"shred refused: {exc.diagnostics()}") from exc
+        try:
+            self._envelope.shred(subj.ref)
+        except Exception as exc:
+            raise CryptoError(
+                "the records were deleted but the data key could not be destroyed; "
+                "run shred again"
+            ) from exc
+        return deleted
+
+    def explain(
+        self,
+        access: Access,
+        action: Action,
+        collection: str | None,
+        subject: str | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Decision:
+        """Return the decision policy would make now, without recording or returning data."""
+        coll = self.schema.collection(collection) if collection else None
+        wanted = self._check_fields(coll, fields) if coll else None
+        subj = self._subject(subject) if subject else None
+        return self._decide(access, action, coll.name if coll else None, wanted, subj, self._clock())
+
+    # -- cases -------------------------------------------------------------------------------
+
+    def open_case(
+        self,
+        access: Access,
+        subjects: Iterable[str],
+        *,
+        assigned: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        ttl: timedelta | None = None,
+    ) -> Case:
+        """Open a case naming ``subjects`` (ID numbers) for ``access.purpose``; it is recorded.
+
+        Raises:
+            InputError: bad ID numbers, unknown assignees, no purpose, expiry in the past.
+            AccessDenied: the role has no grant that uses cases for this purpose.
+        """
+        now = self._clock()
+        if not access.purpose:
+            raise InputError("a case needs a purpose")
+        refs = [self._subject(s).ref for s in subjects]
+        team = self._known_accessors(assigned, access.principal.org)
+        if ttl is not None:
+            expires_at = now + ttl
+        principal = access.principal
+        if not any(g.role == principal.role and g.purpose == access.purpose for g in self.policy.grants):
+            denial = Decision(
+                allowed=False,
+                reason=f"role '{principal.role}' has no grant for purpose '{access.purpose}'",
+                missing=("grant",),
+            )
+            self._record_denial(access, Action.CASE_OPEN, None, [], None, denial, now)
+        case = open_case(
+            case_id=new_case_id(), principal=principal, purpose=access.purpose, subjects=refs,
+            assigned=team, now=now, expires_at=expires_at, policy=self.policy,
+        )
+        self._save_case(access, Action.CASE_OPEN, case, f"case opened naming {len(refs)} subject(s)", now)
+        return case
+
+    def approve_case(self, access: Access, case_id: str) -> Case:
+        """Approve a case (dual control); refusals are recorded.
+
+        Raises:
+            NotFound: no such case.
+            AccessDenied: the approver is the opener, of another org, or lacks the role.
+        """
+        case = self.case(case_id)
+        now = self._clock()
+        try:
+            approved = approve_case(case, approver=access.principal, now=now, policy=self.policy)
+        except AccessDenied as exc:
+            self._record_case_denial(access, Action.CASE_APPROVE, case, exc, now)
+        self._save_case(access, Action.CASE_APPROVE, approved, "case approved", now)
+        return approved
+
+    def close_case(self, access: Access, case_id: str) -> Case:
+        """Close a case; reads under it are refused from now on.
+
+        Raises:
+            NotFound: no such case.
+            AccessDenied: the caller is not the opener, an assignee or the approver.
+        """
+        case = self.case(case_id)
+        now = self._clock()
+        try:
+            closed = close_case(case, principal=access.principal, now=now)
+        except AccessDenied as exc:
+            self._record_case_denial(access, Action.CASE_CLOSE, case, exc, now)
+        self._save_case(access, Action.CASE_CLOSE, closed, "case closed", now)
+        return closed
+
+    def add_case_subjects(self, access: Access, case_id: str, subjects: Iterable[str]) -> Case:
+        """Add subjects to a case; this withdraws its approval until approved again."""
+        case = self.case(case_id)
+        now = self._clock()
+        refs = [self._subject(s).ref for s in subjects]
+        try:
+            grown = add_subjects(case, refs, principal=access.principal, now=now)
+        except AccessDenied as exc:
+            self._record_case_denial(access, Action.CASE_OPEN, case, exc, now)
+        self._save_case(access, Action.CASE_OPEN, grown, f"case gained {len(refs)} subject(s)", now)
+        return grown
+
+    def case(self, case_id: str) -> Case:
+        """Return a case.
+
+        Raises:
+            NotFound: no such case.
+        """
+        found = self.store.case(case_id)
+        if found is None:
+            raise NotFound(f"no case '{case_id}'")
+        return found
+
+    def case_names(self, case: Case, subject: str) -> bool:
+        """Return whether ``case`` names the subject with this ID number."""
+        return self._subject(subject).ref in case.subjects
+
+    def pseudonym(self, subject: str) -> str:
+        """Return the subject's ledger pseudonym (for the subject themselves, via the portal)."""
+        return self._subject(subject).pseudonym
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _subject(self, id_number: str) -> _Subject:
+        normalized = self.schema.normalize_subject(id_number)
+        ref = self._index.subject_ref(normalized)
+        return _Subject(ref=ref, pseudonym=self._index.pseudonym_of_ref(ref))
+
+    def _check_fields(self, coll: Collection, fields: Sequence[str] | None) -> list[str] | None:
+        if fields is None:
+            return None
+        for name in fields:
+            coll.field(name)
+        return list(dict.fromkeys(fields))
+
+    def _prepare_write(
+        self, coll: Collection, subject: str, values: Mapping[str, object]
+    ) -> tuple[_Subject, dict[str, str]]:
+        subj = self._subject(subject)
+        clean = coll.validate(values, max_value_bytes=self.settings.max_value_bytes)
+        subject_field = self.schema.subject_field
+        if coll.name == subject_field[0] and subject_field[1] in clean:
+            if self._index.subject_ref(clean[subject_field[1]]) != subj.ref:
+                raise InputError(
+                    f"{coll.name}.{subject_field[1]} must be the subject's own ID number"
+                )
+        return subj, clean
+
+    def _seal_record(
+        self, coll: Collection, subj: _Subject, clean: dict[str, str], key: Any, now: datetime
+    ) -> tuple[StoredRecord, list[IndexEntry]]:
+        record_id = secrets.token_hex(16)
+        sealed = {
+            name: self._envelope.seal(
+                key, value.encode(), collection=coll.name, record_id=record_id, field=name
+            )
+            for name, value in clean.items()
+        }
+        index = [
+            IndexEntry(self._index.token(coll.name, name, clean[name]), record_id, subj.ref)
+            for name in coll.indexed_fields
+            if name in clean
+        ]
+        record = StoredRecord(record_id, coll.name, subj.ref, now, sealed)
+        return record, index
+
+    def _open_records(
+        self, stored: Sequence[StoredRecord], ref: bytes, fields: Sequence[str]
+    ) -> list[Record]:
+        if not stored:
+            return []
+        key = self._envelope.subject_key(ref)
+        out = []
+        for rec in stored:
+            if rec.subject_ref != ref:
+                raise IntegrityError(f"record {rec.record_id} is not the subject's")
+            values = {
+                name: self._envelope.open(
+                    key, rec.fields[name], collection=rec.collection,
+                    record_id=rec.record_id, field=name,
+                ).decode()
+                for name in fields
+                if name in rec.fields
+            }
+            out.append(Record(rec.record_id, rec.collection, rec.created_at, values))
+        return out
+
+    def _answer_find(
+        self,
+        access: Access,
+        coll: Collection,
+        decision: Decision,
+        hits: Sequence[tuple[bytes, str]],
+        now: datetime,
+    ) -> list[Record]:
+        case = self.store.case(access.case) if access.case else None
+        by_subject: dict[bytes, list[str]] = {}
+        for ref, record_id in hits:
+            if case is None or ref in case.subjects:
+                by_subject.setdefault(ref, []).append(record_id)
+        records: list[Record] = []
+        events: list[AccessEvent] = []
+        for ref, ids in by_subject.items():
+            wanted = set(ids)
+            stored = [r for r in self.store.records(coll.name, ref) if r.record_id in wanted]
+            opened = self._open_records(stored, ref, decision.fields)
+            subj = _Subject(ref, self._index.pseudonym_of_ref(ref))
+            events.append(self._event(access, Action.FIND, coll.name, decision.fields, subj, decision, len(opened), now))
+            records.extend(opened)
+        if not events:
+            # A lookup that finds nothing is recorded too: enumeration shows up as these.
+            events.append(self._event(access, Action.FIND, coll.name, decision.fields, None, decision, 0, now))
+        self._commit(events=events)
+        for event in events:
+            self._note_subject(access.principal.accessor, event)
+        return records
+
+    def _decide(
+        self,
+        access: Access,
+        action: Action,
+        collection: str | None,
+        fields: Sequence[str] | None,
+        subj: _Subject | None,
+        now: datetime,
+    ) -> Decision:
+        case = self.store.case(access.case) if access.case else None
+        return self.policy.decide(
+            access=access,
+            action=action,
+            collection=collection,
+            fields=fields,
+            subject_ref=subj.ref if subj else None,
+            subject=subj.pseudonym if subj else None,
+            case=case,
+            now=now,
+            subjects_today=self._subjects_today(access.principal.accessor, now),
+        )
+
+    def _subjects_today(self, accessor_id: str, now: datetime) -> set[str]:
+        # The per-day quota needs the subjects this accessor already read today. The store is the
+        # truth; this cache saves a query per read and is refilled from it each (UTC) day.
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        cached = self._quota.get(accessor_id)
+        if cached is None or cached[0] != day:
+            cached = (day, self.store.subjects_accessed_since(accessor_id, day))
+            self._quota[accessor_id] = cached
+        return cached[1]
+
+    def _note_subject(self, accessor_id: str, event: AccessEvent) -> None:
+        cached = self._quota.get(accessor_id)
+        if cached is not None and event.subject is not None and event.decision == "allow":
+            cached[1].add(event.subject)
+
+    def _event(
+        self,
+        access: Access,
+        action: Action,
+        collection: str | None,
+        fields: Sequence[str] | None,
+        subj: _Subject | None,
+        decision: Decision,
+        count: int,
+        now: datetime,
+    ) -> AccessEvent:
+        principal = access.principal
+        justification = None
+        if access.justification and (access.break_glass or decision.break_glass):
+            # Free text may name people: it is kept sealed under the audit key, never in clear.
+            context = f"{principal.accessor}|{now.isoformat()}".encode()
+            sealed = self._envelope.seal_audit(access.justification.encode(), context=context)
+            justification = sealed.hex()
+        return AccessEvent(
+            ts=now,
+            accessor=principal.accessor,
+            org=principal.org,
+            role=principal.role,
+            action=action.value,
+            collection=collection,
+            fields=tuple(fields or ()),
+            subject=subj.pseudonym if subj else None,
+            purpose=access.purpose,
+            case=access.case,
+            decision="allow" if decision.allowed else "deny",
+            reason=decision.reason,
+            count=count,
+            break_glass=decision.break_glass,
+            justification=justification,
+        )
+
+    def _record_denial(
+        self,
+        access: Access,
+        action: Action,
+        collection: str | None,
+        fields: Sequence[str] | None,
+        subj: _Subject | None,
+        decision: Decision,
+        now: datetime,
+    ) -> Any:
+        """Commit the denial as an event, then raise AccessDenied (never returns)."""
+        self._commit(events=[self._event(access, action, collection, fields, subj, decision, 0, now)])
+        raise AccessDenied(decision.reason, decision.missing)
+
+    def _record_case_denial(
+        self, access: Access, action: Action, case: Case, exc: AccessDenied, now: datetime
+    ) -> Any:
+        denial = Decision(allowed=False, reason=exc.reason, missing=exc.missing)
+        scoped = Access(access.principal, access.purpose or case.purpose, case.case_id)
+        self._commit(events=[self._event(scoped, action, None, (), None, denial, 0, now)])
+        raise exc
+
+    def _save_case(
+        self, access: Access, action: Action, case: Case, reason: str, now: datetime
+    ) -> None:
+        scoped = Access(access.principal, case.purpose, case.case_id)
+        event = self._event(
+            scoped, action, None, (), None, Decision(allowed=True, reason=reason), len(case.subjects), now
+        )
+        try:
+            with self.store.transaction() as tx:
+                tx.put_case(case)
+                tx.append_event(event)
+        except StoreError as exc:
+            raise AuditFailure(f"case change refused: {exc.diagnostics()}") from exc
+
+    def _known_accessors(self, ids: Iterable[str], org: str) -> list[str]:
+        team = []
+        for accessor_id in ids:
+            found = self.store.accessor(accessor_id)
+            if found is None:
+                raise InputError(f"cannot assign unknown accessor '{accessor_id}'")
+            if found.org != org:
+                raise InputError(f"cannot assign accessor '{accessor_id}' of another organization")
+            team.append(found.accessor)
+        return team
+
+    def _commit(
+        self,
+        *,
+        events: Sequence[AccessEvent],
+        rows: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]] = (),
+    ) -> None:
+        """Commit records (if any) and their events in one transaction, or raise AuditFailure."""
+        try:
+            with self.store.transaction() as tx:
+                if rows:
+                    tx.insert_records(rows)
+                tx.append_events(events)
+        except StoreError as exc:
+            raise AuditFailure(
+                "the access could not be recorded, so nothing was written or returned "
+                f"({exc.diagnostics()})"
+            ) from exc
