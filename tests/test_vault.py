@@ -98,7 +98,7 @@ def test_investigator_reads_case_subject_and_the_read_is_recorded_first(vault: V
     )
     assert [r.values["name"] for r in records] == [target.name]
     assert records[0].values["id_number"] == target.id_number
-    seq, event = list(vault.store.events(before))[-1]
+    _, event = list(vault.store.events(before))[-1]
     assert (event.action, event.decision, event.count, event.case) == ("get", "allow", 1, case_id)
     assert event.subject == vault.pseudonym(target.id_number)
     assert target.id_number not in event.canonical().decode()
@@ -174,9 +174,7 @@ def test_case_that_does_not_name_the_subject_is_refused(vault: Vault) -> None:
 def test_unapproved_case_is_refused_where_approval_is_required(vault: Vault) -> None:
     subject = PEOPLE[0].id_number
     case = vault.open_case(access(vault, "inv-1", "criminal_investigation"), [subject])
-    denial = _denied(
-        vault, access(vault, "inv-1", "criminal_investigation", case.case_id), subject
-    )
+    denial = _denied(vault, access(vault, "inv-1", "criminal_investigation", case.case_id), subject)
     assert denial.missing == ("case.approval",)
 
 
@@ -203,12 +201,14 @@ def test_break_glass_is_allowed_only_with_justification_and_always_flagged(vault
     subject = PEOPLE[2].id_number
     principal = vault.principal("inv-1")
     with pytest.raises(AccessDenied) as info:
-        vault.get(Access(principal, "criminal_investigation", break_glass=True), "identity", subject)
+        vault.get(
+            Access(principal, "criminal_investigation", break_glass=True), "identity", subject
+        )
     assert info.value.missing == ("justification",)
     why = "Missing child, suspect vehicle seen at this address ten minutes ago"
     glass = Access(principal, "criminal_investigation", justification=why, break_glass=True)
     assert vault.get(glass, "identity", subject)
-    _, event = list(vault.store.events(vault.store.event_count() - 1))[0]
+    _, event = next(iter(vault.store.events(vault.store.event_count() - 1)))
     assert event.break_glass and event.decision == "allow"
     assert event.justification is not None and why not in event.canonical().decode()
 
@@ -247,7 +247,7 @@ def test_flipping_one_byte_fails_the_read(vault: Vault) -> None:
     before = vault.store.event_count()
     with pytest.raises(IntegrityError):
         vault.get(reader, "identity", victim.id_number)
-    (_, event), = vault.store.events(before)
+    ((_, event),) = vault.store.events(before)
     assert event.count == 0 and "integrity" in event.reason
 
 
@@ -275,8 +275,11 @@ def test_moving_a_ciphertext_between_records_of_one_subject_fails(vault: Vault) 
     ref = vault._subject(victim.id_number).ref
     first, second = vault.store.records("hotel_stays", ref)
     moved = {**first.fields, "room": second.fields["room"]}
-    raw_sql(vault, "UPDATE records SET body = ? WHERE record_id = ?",
-            (encode_fields(moved), first.record_id))
+    raw_sql(
+        vault,
+        "UPDATE records SET body = ? WHERE record_id = ?",
+        (encode_fields(moved), first.record_id),
+    )
     with pytest.raises(IntegrityError):
         vault.get(_reader(vault, victim), "hotel_stays", victim.id_number)
 
@@ -286,8 +289,11 @@ def test_moving_a_whole_record_to_another_subject_fails(vault: Vault) -> None:
     ref_victim = vault._subject(victim.id_number).ref
     ref_other = vault._subject(other.id_number).ref
     (record,) = vault.store.records("hotel_stays", ref_other)
-    raw_sql(vault, "UPDATE records SET subject_ref = ? WHERE record_id = ?",
-            (ref_victim, record.record_id))
+    raw_sql(
+        vault,
+        "UPDATE records SET subject_ref = ? WHERE record_id = ?",
+        (ref_victim, record.record_id),
+    )
     with pytest.raises(IntegrityError):
         vault.get(_reader(vault, victim), "hotel_stays", victim.id_number)
 
@@ -297,13 +303,21 @@ def test_moving_a_whole_record_to_another_subject_fails(vault: Vault) -> None:
 
 def _break_event_table(vault: Vault) -> None:
     if vault.settings.store.backend == "sqlite":
-        raw_sql(vault, "CREATE TRIGGER fault BEFORE INSERT ON events "
-                       "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END")
+        raw_sql(
+            vault,
+            "CREATE TRIGGER fault BEFORE INSERT ON events "
+            "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END",
+        )
     else:
-        raw_sql(vault, "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS "
-                       "$$ BEGIN RAISE EXCEPTION 'disk quota exceeded'; END $$")
-        raw_sql(vault, "CREATE TRIGGER fault BEFORE INSERT ON events "
-                       "FOR EACH ROW EXECUTE FUNCTION fault()")
+        raw_sql(
+            vault,
+            "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk quota exceeded'; END $$",
+        )
+        raw_sql(
+            vault,
+            "CREATE TRIGGER fault BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fault()",
+        )
 
 
 def test_read_returns_no_data_when_its_event_cannot_be_committed(vault: Vault) -> None:
@@ -321,8 +335,12 @@ def test_write_leaves_nothing_when_its_event_cannot_be_committed(vault: Vault) -
     newcomer = generate_people(20, seed=99)[-1]
     _break_event_table(vault)
     with pytest.raises(AuditFailure):
-        vault.put(access(vault, "reg-1", "registration"), "identity", newcomer.id_number,
-                  identity(newcomer))
+        vault.put(
+            access(vault, "reg-1", "registration"),
+            "identity",
+            newcomer.id_number,
+            identity(newcomer),
+        )
     ref = vault._subject(newcomer.id_number).ref
     assert vault.store.records("identity", ref) == []
 
@@ -354,8 +372,9 @@ def test_shred_makes_records_unrecoverable_even_from_a_backup_with_the_kek(
 
     settings = vault.settings
     kek = LocalKeyFile.open(settings.root_key_path).root_keys(settings.tenant)
-    fresh = Envelope(tenant=settings.tenant, root_keys=kek,
-                     keystore=SubjectKeyStore(settings.keystore_path))
+    fresh = Envelope(
+        tenant=settings.tenant, root_keys=kek, keystore=SubjectKeyStore(settings.keystore_path)
+    )
     with pytest.raises(NotFound):
         fresh.subject_key(ref)
     if vault.settings.store.backend == "sqlite":
@@ -366,11 +385,18 @@ def test_shred_makes_records_unrecoverable_even_from_a_backup_with_the_kek(
     other_key = fresh.subject_key(vault._subject(PEOPLE[0].id_number).ref)
     record = backup["identity"][0]
     with pytest.raises(IntegrityError):
-        fresh.open(other_key, record.fields["name"], collection="identity",
-                   record_id=record.record_id, field="name")
+        fresh.open(
+            other_key,
+            record.fields["name"],
+            collection="identity",
+            record_id=record.record_id,
+            field="name",
+        )
     assert vault.store.records("identity", ref) == []
     shred_event = list(vault.store.events(events_before))[-1][1]
-    assert shred_event.action == "shred" and shred_event.subject == vault.pseudonym(victim.id_number)
+    assert shred_event.action == "shred" and shred_event.subject == vault.pseudonym(
+        victim.id_number
+    )
     pseudonym = vault.pseudonym(victim.id_number)
     assert sum(1 for _, e in vault.store.events() if e.subject == pseudonym) >= 3
     fresh.keystore.close()
@@ -400,9 +426,11 @@ def test_find_refuses_non_indexed_fields(vault: Vault) -> None:
 
 def test_find_that_matches_nothing_is_recorded(vault: Vault) -> None:
     before = vault.store.event_count()
-    assert vault.find(access(vault, "duty-1", "identity_check"), "identity", "phone",
-                      "+8613900000000") == []
-    (_, event), = vault.store.events(before)
+    assert (
+        vault.find(access(vault, "duty-1", "identity_check"), "identity", "phone", "+8613900000000")
+        == []
+    )
+    ((_, event),) = vault.store.events(before)
     assert (event.action, event.count, event.subject) == ("find", 0, None)
 
 

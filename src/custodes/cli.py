@@ -10,13 +10,13 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from custodes._home import init_home
@@ -41,8 +41,8 @@ app.add_typer(accessor_app, name="accessor")
 app.add_typer(case_app, name="case")
 app.add_typer(policy_app, name="policy")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Home = Annotated[
     Path | None,
@@ -184,11 +184,15 @@ def init(
         "database": str(settings.store.path) if backend == "sqlite" else "postgres",
         "keys": str(settings.keys_dir),
     }
-    _emit(data, as_json, lambda: out.print(
-        f"[green]vault created[/green] in {settings.home}\n"
-        f"  keys: {settings.keys_dir} (mode 0600; keep them apart from database backups)\n"
-        f"  edit {settings.schema_path.name} and {settings.policy_path.name}, then add accessors"
-    ))
+    _emit(
+        data,
+        as_json,
+        lambda: out.print(
+            f"[green]vault created[/green] in {settings.home}\n"
+            f"  keys: {settings.keys_dir} (mode 0600; keep them apart from database backups)\n"
+            "  edit schema.toml and policy.toml, then add accessors"
+        ),
+    )
 
 
 @accessor_app.command("add")
@@ -202,8 +206,11 @@ def accessor_add(
     """Register an accessor with its organization and role."""
     with _vault(home) as vault:
         vault.add_accessor(Accessor(accessor=accessor_id, org=org, role=role))
-    _emit({"accessor": accessor_id, "org": org, "role": role}, as_json,
-          lambda: out.print(f"accessor [bold]{accessor_id}[/bold] ({role} at {org}) added"))
+    _emit(
+        {"accessor": accessor_id, "org": org, "role": role},
+        as_json,
+        lambda: out.print(f"accessor [bold]{accessor_id}[/bold] ({role} at {org}) added"),
+    )
 
 
 @accessor_app.command("list")
@@ -211,7 +218,9 @@ def accessor_list(home: Home = None, as_json: AsJson = False) -> None:
     """List registered accessors."""
     with _vault(home) as vault:
         rows = vault.store.accessors()
-    data = [{"accessor": a.accessor, "org": a.org, "role": a.role, "active": a.active} for a in rows]
+    data = [
+        {"accessor": a.accessor, "org": a.org, "role": a.role, "active": a.active} for a in rows
+    ]
 
     def render() -> None:
         table = Table("accessor", "org", "role", "active")
@@ -299,8 +308,11 @@ def export(
     with output.open("x", encoding="utf-8") as handle:
         for rec in records:
             handle.write(json.dumps(rec.values, ensure_ascii=False, sort_keys=True) + "\n")
-    _emit({"records": len(records), "file": str(output)}, as_json,
-          lambda: out.print(f"exported {len(records)} records to {output}"))
+    _emit(
+        {"records": len(records), "file": str(output)},
+        as_json,
+        lambda: out.print(f"exported {len(records)} records to {output}"),
+    )
 
 
 @app.command()
@@ -315,8 +327,11 @@ def shred(
     """Erase a subject: delete their records and destroy their data key (irreversible)."""
     with _vault(home) as vault:
         deleted = vault.shred(_access(vault, accessor, purpose, case), subject)
-    _emit({"records_deleted": deleted, "key_destroyed": True}, as_json,
-          lambda: out.print(f"shredded: {deleted} records deleted, data key destroyed"))
+    _emit(
+        {"records_deleted": deleted, "key_destroyed": True},
+        as_json,
+        lambda: out.print(f"shredded: {deleted} records deleted, data key destroyed"),
+    )
 
 
 @case_app.command("open")
@@ -417,20 +432,14 @@ def policy_explain(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 error, 2 usage)."""
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        app(args=list(argv) if argv is not None else None, prog_name="custodes")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CustodesError as exc:
-        err.print(f"[red]error:[/red] {exc.diagnostics()}", highlight=False, markup=True)
-        return 1
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
+        err.print(f"[red]error:[/red] {escape(exc.diagnostics())}", highlight=False)
         return 1
     except OSError as exc:
-        err.print(f"[red]error:[/red] {exc.strerror}: {exc.filename}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 1
     return 0
 

@@ -114,7 +114,7 @@ class Settings:
         if backend == "postgres" and not url:
             raise ConfigError("store.backend is 'postgres' but store.url is not set")
         store = StoreSettings(
-            backend=backend,
+            backend="postgres" if backend == "postgres" else "sqlite",
             path=_under(home, store_raw.get("path", "data/custodes.db")),
             url=url,
             durability=durability,
@@ -131,7 +131,9 @@ class Settings:
             schema_path=_under(home, _table(raw, "schema").get("path", "schema.toml")),
             policy_path=_under(home, _table(raw, "policy").get("path", "policy.toml")),
             find_cap=_positive(limits.get("find_cap", 100), "limits.find_cap"),
-            max_value_bytes=_positive(limits.get("max_value_bytes", 4096), "limits.max_value_bytes"),
+            max_value_bytes=_positive(
+                limits.get("max_value_bytes", 4096), "limits.max_value_bytes"
+            ),
             key_cache=_positive(limits.get("key_cache", 100_000), "limits.key_cache"),
         )
 

@@ -210,9 +210,13 @@ class Vault:
             decision = self._decide(access, Action.PUT, coll.name, list(clean), subj, now)
             if not decision.allowed:
                 self._record_denial(access, Action.PUT, coll.name, list(clean), subj, decision, now)
-            events.append(self._event(access, Action.PUT, coll.name, list(clean), subj, decision, 1, now))
+            events.append(
+                self._event(access, Action.PUT, coll.name, list(clean), subj, decision, 1, now)
+            )
         keys = self._envelope.subject_keys([s.ref for s, _ in prepared], create=True)
-        rows = [self._seal_record(coll, subj, clean, keys[subj.ref], now) for subj, clean in prepared]
+        rows = [
+            self._seal_record(coll, subj, clean, keys[subj.ref], now) for subj, clean in prepared
+        ]
         self._commit(rows=rows, events=events)
         for event in events:
             self._note_subject(access.principal.accessor, event)
@@ -245,12 +249,21 @@ class Vault:
             records = self._open_records(stored, subj.ref, decision.fields)
         except IntegrityError:
             failed = Decision(
-                allowed=True, reason="allowed, but a stored ciphertext failed its integrity check",
+                allowed=True,
+                reason="allowed, but a stored ciphertext failed its integrity check",
                 fields=decision.fields,
             )
-            self._commit(events=[self._event(access, Action.GET, coll.name, decision.fields, subj, failed, 0, now)])
+            self._commit(
+                events=[
+                    self._event(
+                        access, Action.GET, coll.name, decision.fields, subj, failed, 0, now
+                    )
+                ]
+            )
             raise
-        event = self._event(access, Action.GET, coll.name, decision.fields, subj, decision, len(records), now)
+        event = self._event(
+            access, Action.GET, coll.name, decision.fields, subj, decision, len(records), now
+        )
         self._commit(events=[event])
         self._note_subject(access.principal.accessor, event)
         return records
@@ -322,10 +335,25 @@ class Vault:
         for ref in self.store.subject_refs(coll.name):
             opened = self._open_records(self.store.records(coll.name, ref), ref, decision.fields)
             subj = _Subject(ref, self._index.pseudonym_of_ref(ref))
-            events.append(self._event(access, Action.EXPORT, coll.name, decision.fields, subj, decision, len(opened), now))
+            events.append(
+                self._event(
+                    access,
+                    Action.EXPORT,
+                    coll.name,
+                    decision.fields,
+                    subj,
+                    decision,
+                    len(opened),
+                    now,
+                )
+            )
             records.extend(opened)
         if not events:
-            events.append(self._event(access, Action.EXPORT, coll.name, decision.fields, None, decision, 0, now))
+            events.append(
+                self._event(
+                    access, Action.EXPORT, coll.name, decision.fields, None, decision, 0, now
+                )
+            )
         self._commit(events=events)
         return records
 
@@ -348,15 +376,16 @@ class Vault:
         try:
             with self.store.transaction() as tx:
                 deleted = tx.delete_subject_records(subj.ref)
-                tx.append_event(self._event(access, Action.SHRED, None, (), subj, decision, deleted, now))
+                tx.append_event(
+                    self._event(access, Action.SHRED, None, (), subj, decision, deleted, now)
+                )
         except StoreError as exc:
             raise AuditFailure(f"shred refused: {exc.diagnostics()}") from exc
         try:
             self._envelope.shred(subj.ref)
         except Exception as exc:
             raise CryptoError(
-                "the records were deleted but the data key could not be destroyed; "
-                "run shred again"
+                "the records were deleted but the data key could not be destroyed; run shred again"
             ) from exc
         return deleted
 
@@ -372,7 +401,9 @@ class Vault:
         coll = self.schema.collection(collection) if collection else None
         wanted = self._check_fields(coll, fields) if coll else None
         subj = self._subject(subject) if subject else None
-        return self._decide(access, action, coll.name if coll else None, wanted, subj, self._clock())
+        return self._decide(
+            access, action, coll.name if coll else None, wanted, subj, self._clock()
+        )
 
     # -- cases -------------------------------------------------------------------------------
 
@@ -399,7 +430,9 @@ class Vault:
         if ttl is not None:
             expires_at = now + ttl
         principal = access.principal
-        if not any(g.role == principal.role and g.purpose == access.purpose for g in self.policy.grants):
+        if not any(
+            g.role == principal.role and g.purpose == access.purpose for g in self.policy.grants
+        ):
             denial = Decision(
                 allowed=False,
                 reason=f"role '{principal.role}' has no grant for purpose '{access.purpose}'",
@@ -407,10 +440,18 @@ class Vault:
             )
             self._record_denial(access, Action.CASE_OPEN, None, [], None, denial, now)
         case = open_case(
-            case_id=new_case_id(), principal=principal, purpose=access.purpose, subjects=refs,
-            assigned=team, now=now, expires_at=expires_at, policy=self.policy,
+            case_id=new_case_id(),
+            principal=principal,
+            purpose=access.purpose,
+            subjects=refs,
+            assigned=team,
+            now=now,
+            expires_at=expires_at,
+            policy=self.policy,
         )
-        self._save_case(access, Action.CASE_OPEN, case, f"case opened naming {len(refs)} subject(s)", now)
+        self._save_case(
+            access, Action.CASE_OPEN, case, f"case opened naming {len(refs)} subject(s)", now
+        )
         return case
 
     def approve_case(self, access: Access, case_id: str) -> Case:
@@ -533,8 +574,11 @@ class Vault:
                 raise IntegrityError(f"record {rec.record_id} is not the subject's")
             values = {
                 name: self._envelope.open(
-                    key, rec.fields[name], collection=rec.collection,
-                    record_id=rec.record_id, field=name,
+                    key,
+                    rec.fields[name],
+                    collection=rec.collection,
+                    record_id=rec.record_id,
+                    field=name,
                 ).decode()
                 for name in fields
                 if name in rec.fields
@@ -562,11 +606,24 @@ class Vault:
             stored = [r for r in self.store.records(coll.name, ref) if r.record_id in wanted]
             opened = self._open_records(stored, ref, decision.fields)
             subj = _Subject(ref, self._index.pseudonym_of_ref(ref))
-            events.append(self._event(access, Action.FIND, coll.name, decision.fields, subj, decision, len(opened), now))
+            events.append(
+                self._event(
+                    access,
+                    Action.FIND,
+                    coll.name,
+                    decision.fields,
+                    subj,
+                    decision,
+                    len(opened),
+                    now,
+                )
+            )
             records.extend(opened)
         if not events:
             # A lookup that finds nothing is recorded too: enumeration shows up as these.
-            events.append(self._event(access, Action.FIND, coll.name, decision.fields, None, decision, 0, now))
+            events.append(
+                self._event(access, Action.FIND, coll.name, decision.fields, None, decision, 0, now)
+            )
         self._commit(events=events)
         for event in events:
             self._note_subject(access.principal.accessor, event)
@@ -656,7 +713,9 @@ class Vault:
         now: datetime,
     ) -> Any:
         """Commit the denial as an event, then raise AccessDenied (never returns)."""
-        self._commit(events=[self._event(access, action, collection, fields, subj, decision, 0, now)])
+        self._commit(
+            events=[self._event(access, action, collection, fields, subj, decision, 0, now)]
+        )
         raise AccessDenied(decision.reason, decision.missing)
 
     def _record_case_denial(
@@ -672,7 +731,14 @@ class Vault:
     ) -> None:
         scoped = Access(access.principal, case.purpose, case.case_id)
         event = self._event(
-            scoped, action, None, (), None, Decision(allowed=True, reason=reason), len(case.subjects), now
+            scoped,
+            action,
+            None,
+            (),
+            None,
+            Decision(allowed=True, reason=reason),
+            len(case.subjects),
+            now,
         )
         try:
             with self.store.transaction() as tx:

@@ -1,7 +1,6 @@
 """The synthetic population: valid, consistent, deterministic, and fast enough for benchmarks."""
 
 # Seeded, reproducible randomness is the point of the simulator; nothing here is a secret.
-# ruff: noqa: S311
 
 from __future__ import annotations
 
