@@ -80,6 +80,7 @@ class Envelope:
             raise ConfigError(f"key cache size must be zero or more, not {cache_size}")
         self.tenant = tenant
         self._tenant = utf8(tenant, "tenant")
+        self._ad_heads: dict[str, bytes] = {}
         self._kek = AESGCM(root_keys.kek)
         self._audit = AESGCM(root_keys.audit_key)
         self._keystore = keystore
@@ -233,8 +234,15 @@ class Envelope:
         return _DEK_AD + length_prefixed(self._tenant, subject_ref)
 
     def _field_ad(self, subject_ref: bytes, collection: str, record_id: str, field: str) -> bytes:
-        parts = (utf8(collection, "collection"), utf8(record_id, "record id"), utf8(field, "field"))
-        return _FIELD_AD + length_prefixed(self._tenant, *parts, subject_ref)
+        # Same bytes as _FIELD_AD + length_prefixed(tenant, collection, record_id, field, ref);
+        # the tenant and collection prefix is computed once per collection (hot read path).
+        head = self._ad_heads.get(collection)
+        if head is None:
+            head = _FIELD_AD + length_prefixed(self._tenant, utf8(collection, "collection"))
+            self._ad_heads[collection] = head
+        return head + length_prefixed(
+            utf8(record_id, "record id"), utf8(field, "field"), subject_ref
+        )
 
     def _audit_ad(self, context: bytes) -> bytes:
         return _AUDIT_AD + length_prefixed(self._tenant, context)

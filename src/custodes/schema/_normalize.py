@@ -8,6 +8,7 @@ Every normalizer is idempotent: normalizing a canonical form returns it unchange
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import UTC, date, datetime
@@ -94,6 +95,9 @@ def name_value(value: str) -> str:
     return text
 
 
+# Validation (stdnum's region database) dominates an audited read; the result for a given
+# string never changes, so recent ones are memoized (bounded; invalid inputs are not cached).
+@functools.lru_cache(maxsize=65_536)
 def id_number(value: str) -> str:
     """Return an 18-character Chinese resident ID number, upper-case, without spaces.
 
