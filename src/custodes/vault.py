@@ -330,32 +330,10 @@ class Vault:
         decision = self._decide(access, Action.EXPORT, coll.name, wanted, None, now)
         if not decision.allowed:
             self._record_denial(access, Action.EXPORT, coll.name, wanted, None, decision, now)
-        records: list[Record] = []
-        events: list[AccessEvent] = []
-        for ref in self.store.subject_refs(coll.name):
-            opened = self._open_records(self.store.records(coll.name, ref), ref, decision.fields)
-            subj = _Subject(ref, self._index.pseudonym_of_ref(ref))
-            events.append(
-                self._event(
-                    access,
-                    Action.EXPORT,
-                    coll.name,
-                    decision.fields,
-                    subj,
-                    decision,
-                    len(opened),
-                    now,
-                )
-            )
-            records.extend(opened)
-        if not events:
-            events.append(
-                self._event(
-                    access, Action.EXPORT, coll.name, decision.fields, None, decision, 0, now
-                )
-            )
-        self._commit(events=events)
-        return records
+        groups = (
+            (ref, self.store.records(coll.name, ref)) for ref in self.store.subject_refs(coll.name)
+        )
+        return self._release(access, Action.EXPORT, coll, decision, groups, now)
 
     def shred(self, access: Access, subject: str) -> int:
         """Erase a subject: delete their records and destroy their data key.
@@ -595,34 +573,43 @@ class Vault:
         now: datetime,
     ) -> list[Record]:
         case = self.store.case(access.case) if access.case else None
-        by_subject: dict[bytes, list[str]] = {}
+        by_subject: dict[bytes, set[str]] = {}
         for ref, record_id in hits:
             if case is None or ref in case.subjects:
-                by_subject.setdefault(ref, []).append(record_id)
+                by_subject.setdefault(ref, set()).add(record_id)
+        groups = (
+            (ref, [r for r in self.store.records(coll.name, ref) if r.record_id in ids])
+            for ref, ids in by_subject.items()
+        )
+        return self._release(access, Action.FIND, coll, decision, groups, now)
+
+    def _release(
+        self,
+        access: Access,
+        action: Action,
+        coll: Collection,
+        decision: Decision,
+        groups: Iterable[tuple[bytes, Sequence[StoredRecord]]],
+        now: datetime,
+    ) -> list[Record]:
+        """Decrypt each subject's records, commit one event per subject, then return them.
+
+        A call that reaches no subject is recorded too (subject ``None``, count 0): finds that
+        return nothing are how enumeration shows up.
+        """
         records: list[Record] = []
         events: list[AccessEvent] = []
-        for ref, ids in by_subject.items():
-            wanted = set(ids)
-            stored = [r for r in self.store.records(coll.name, ref) if r.record_id in wanted]
+        for ref, stored in groups:
             opened = self._open_records(stored, ref, decision.fields)
             subj = _Subject(ref, self._index.pseudonym_of_ref(ref))
+            fields = decision.fields
             events.append(
-                self._event(
-                    access,
-                    Action.FIND,
-                    coll.name,
-                    decision.fields,
-                    subj,
-                    decision,
-                    len(opened),
-                    now,
-                )
+                self._event(access, action, coll.name, fields, subj, decision, len(opened), now)
             )
             records.extend(opened)
         if not events:
-            # A lookup that finds nothing is recorded too: enumeration shows up as these.
             events.append(
-                self._event(access, Action.FIND, coll.name, decision.fields, None, decision, 0, now)
+                self._event(access, action, coll.name, decision.fields, None, decision, 0, now)
             )
         self._commit(events=events)
         for event in events:
