@@ -511,5 +511,7 @@ def test_quota_limits_distinct_subjects_per_day(vault: Vault, clock: ManualClock
     with pytest.raises(AccessDenied) as info:
         vault.get(duty, "identity", people[200].id_number)
     assert info.value.missing == ("quota",)
-    clock.advance(timedelta(days=1))
+    # START is 10:00 in Shanghai (the policy's zone); 14h30 later it is 00:30 there, a new
+    # local day (though still the same UTC day), and the quota starts afresh.
+    clock.advance(timedelta(hours=14, minutes=30))
     assert vault.get(duty, "identity", people[200].id_number)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from custodes.clock import Clock, system_clock
@@ -104,6 +105,7 @@ class Vault:
         self._index = index
         self._clock = clock
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
+        self._zone = ZoneInfo(policy.timezone)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Vault:
@@ -639,9 +641,11 @@ class Vault:
         )
 
     def _subjects_today(self, accessor_id: str, now: datetime) -> set[str]:
-        # The per-day quota needs the subjects this accessor already read today. The store is the
-        # truth; this cache saves a query per read and is refilled from it each (UTC) day.
-        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        # The per-day quota needs the subjects this accessor already read today, "today" being
+        # the policy's local day. The store is the truth; this cache saves a query per read and
+        # is refilled from it when the day changes.
+        local = now.astimezone(self._zone)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
         cached = self._quota.get(accessor_id)
         if cached is None or cached[0] != day:
             cached = (day, self.store.subjects_accessed_since(accessor_id, day))
