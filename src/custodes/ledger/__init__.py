@@ -1,13 +1,15 @@
-"""The ledger's pure primitives: RFC 9162 Merkle trees and C2SP signed notes and checkpoints.
+"""The access ledger: RFC 9162 Merkle trees, C2SP signed notes and the persistent log.
 
 ``custodes.ledger.merkle`` hashes trees, makes proofs and verifies them;
 ``custodes.ledger.note`` signs and opens notes, checkpoints and witness cosignatures. Neither
-touches storage.
+touches storage. :class:`Ledger` serves roots and proofs from the Merkle nodes the store keeps
+beside its events, and verifies the stored log against them.
 """
 
 from __future__ import annotations
 
 from custodes.ledger import merkle, note
+from custodes.ledger._log import Ledger, LedgerTamperError
 from custodes.ledger.merkle import (
     HASH_SIZE,
     combine_peaks,
@@ -45,6 +47,8 @@ __all__ = [
     "ALG_ED25519",
     "HASH_SIZE",
     "Checkpoint",
+    "Ledger",
+    "LedgerTamperError",
     "NoteSigner",
     "WitnessSigner",
     "combine_peaks",

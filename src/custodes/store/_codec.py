@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from custodes.errors import StoreError
+from custodes.ledger.merkle import leaf_hash, node_hash, subtree_roots
 from custodes.model import AccessEvent, Accessor, Case, IndexEntry, StoredRecord
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "event_from_row",
     "event_params",
     "index_params",
+    "ledger_nodes_for",
     "record_from_row",
     "record_params",
     "since_bound",
@@ -274,6 +276,39 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+# A node of the ledger's Merkle tree: (level, idx, hash) is the perfect subtree over leaves
+# idx * 2**level .. (idx + 1) * 2**level - 1; level 0 holds the leaf hashes.
+Node = tuple[int, int, bytes]
+
+
+def edge_keys(size: int) -> list[tuple[int, int]]:
+    """Return the ``(level, idx)`` keys of the peaks of a tree of ``size`` leaves, largest first."""
+    keys = []
+    for start, end in subtree_roots(size):
+        level = (end - start).bit_length() - 1
+        keys.append((level, start >> level))
+    return keys
+
+
+def ledger_nodes_for(edge: list[Node], first: int, entries: Sequence[bytes]) -> list[Node]:
+    """Return every node that appending ``entries`` at leaf ``first`` completes, in order.
+
+    ``edge`` holds the peaks of the tree of ``first`` leaves, largest first; it is updated in
+    place to the peaks of the grown tree.
+    """
+    new: list[Node] = []
+    for offset, entry in enumerate(entries):
+        node: Node = (0, first + offset, leaf_hash(entry))
+        new.append(node)
+        # Merging equal-level peaks is a binary counter: each carry completes one subtree.
+        while edge and edge[-1][0] == node[0]:
+            left = edge.pop()
+            node = (node[0] + 1, node[1] >> 1, node_hash(left[2], node[2]))
+            new.append(node)
+        edge.append(node)
+    return new
+
+
 # --- SQL shared by both backends ---------------------------------------------------------------
 # Written with "?" placeholders; the PostgreSQL backend swaps in "%s". The text of each statement
 # is constant so the drivers' statement caches (sqlite3) and auto-prepare (psycopg) hit.
@@ -337,11 +372,23 @@ _DML: dict[str, str] = {
         "case_id, decision, reason, count, break_glass, justification FROM events WHERE seq >= "
         "? AND seq < ? ORDER BY seq LIMIT ?"
     ),
+    "insert_node": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
+    "node_key": "(level = ? AND idx = ?)",
+    "level_nodes": (
+        "SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx "
+        "LIMIT ?"
+    ),
     "subjects_since": (
         "SELECT ts, subject FROM events WHERE accessor = ? AND ts >= ? AND decision = 'allow' "
         "AND subject IS NOT NULL"
     ),
 }
+
+
+def _node_query(key_sql: str, count: int) -> str:
+    # The text depends only on the number of keys, so statement caches still hit.
+    where = " OR ".join([key_sql] * count)
+    return f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}"  # noqa: S608 (no values)
 
 
 def statements(placeholder: str) -> dict[str, str]:
@@ -354,6 +401,7 @@ class SQLReads(ABC):
 
     _sql: dict[str, str]
     _EVENT_CHUNK = 1000
+    _NODE_CHUNK = 64
 
     @abstractmethod
     def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -455,6 +503,51 @@ class SQLReads(ABC):
         """
         return int(self._fetch("count events", self._sql["next_seq"], ())[0][0])
 
+    def node(self, level: int, idx: int) -> bytes | None:
+        """Return the stored ledger node ``(level, idx)``, or ``None``.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        return self.nodes([(level, idx)]).get((level, idx))
+
+    def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Return the stored ledger nodes among ``keys`` (``(level, idx)`` pairs); absent ones
+        are left out.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        found: dict[tuple[int, int], bytes] = {}
+        wanted = sorted(set(keys))
+        for pos in range(0, len(wanted), self._NODE_CHUNK):
+            chunk = wanted[pos : pos + self._NODE_CHUNK]
+            sql = _node_query(self._sql["node_key"], len(chunk))
+            params = [value for key in chunk for value in key]
+            for level, idx, digest in self._fetch("read ledger nodes", sql, params):
+                found[(int(level), int(idx))] = bytes(digest)
+        return found
+
+    def level_nodes(
+        self, level: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(idx, hash)`` of the stored ledger nodes of ``level`` with ``start <= idx <
+        stop``, in order, reading in chunks.
+
+        Raises:
+            StoreError: a query failed.
+        """
+        end = _NO_STOP if stop is None else stop
+        pos = max(start, 0)
+        while pos < end:
+            params = (level, pos, end, self._EVENT_CHUNK)
+            rows = self._fetch("read ledger nodes", self._sql["level_nodes"], params)
+            for idx, digest in rows:
+                yield int(idx), bytes(digest)
+            if len(rows) < self._EVENT_CHUNK:
+                return
+            pos = int(rows[-1][0]) + 1
+
     def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
         """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after ``since``.
 
@@ -478,7 +571,9 @@ class SQLWrites(ABC):
 
     def __init__(self) -> None:
         self._next_seq: int | None = None
+        self._edge: list[Node] | None = None
         self.active = True
+        self.broken: str | None = None
 
     @abstractmethod
     def _run(self, op: str, sql: str, params: Sequence[Any]) -> int:
@@ -487,6 +582,10 @@ class SQLWrites(ABC):
     @abstractmethod
     def _run_many(self, op: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each of ``rows``; raise StoreError naming ``op``."""
+
+    @abstractmethod
+    def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Run a query inside the transaction; return all rows; raise StoreError naming ``op``."""
 
     @abstractmethod
     def _first_seq(self) -> int:
@@ -537,11 +636,39 @@ class SQLWrites(ABC):
         if not events:
             return []
         first = self._first_seq() if self._next_seq is None else self._next_seq
+        edge = self._edge if self._edge is not None else self._read_edge(first)
         rows = [event_params(first + i, event) for i, event in enumerate(events)]
-        self._next_seq = None  # recomputed from the table if the batch fails part-way
-        self._run_many("append events", self._sql["insert_event"], rows)
-        self._next_seq = first + len(rows)
+        # Recomputed from the tables if the batch fails part-way.
+        self._next_seq, self._edge = None, None
+        nodes = ledger_nodes_for(edge, first, [event.canonical() for event in events])
+        try:
+            self._run_many("append events", self._sql["insert_event"], rows)
+            self._run_many("append ledger nodes", self._sql["insert_node"], nodes)
+        except StoreError:
+            # Half a batch (events without their nodes) must never commit, even if the caller
+            # swallows this error: the transaction refuses to commit once this is set.
+            self.broken = "appending access events failed inside this transaction"
+            raise
+        self._next_seq, self._edge = first + len(rows), edge
         return list(range(first, first + len(rows)))
+
+    def _read_edge(self, size: int) -> list[Node]:
+        # The peaks of the current tree are all a new leaf can merge with: O(log n) nodes.
+        keys = edge_keys(size)
+        if not keys:
+            return []
+        sql = _node_query(self._sql["node_key"], len(keys))
+        params = [value for key in keys for value in key]
+        rows = self._fetch("read the ledger's right edge", sql, params)
+        found = {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            level, idx = missing[0]
+            raise StoreError(
+                f"the ledger node at level {level}, index {idx} is missing for the "
+                f"{size} stored events; run 'custodes ledger verify'"
+            )
+        return [(level, idx, found[(level, idx)]) for level, idx in keys]
 
     def put_case(self, case: Case) -> None:
         """Insert a case or replace the stored state of an existing one.

@@ -42,6 +42,16 @@ _DDL = (
     "DROP TRIGGER IF EXISTS events_no_truncate ON events",
     "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
     "FOR EACH STATEMENT EXECUTE FUNCTION custodes_events_append_only()",
+    "CREATE TABLE IF NOT EXISTS ledger_nodes (level smallint NOT NULL CHECK (level >= 0), "
+    "idx bigint NOT NULL CHECK (idx >= 0), hash bytea NOT NULL, PRIMARY KEY (level, idx))",
+    "CREATE OR REPLACE FUNCTION custodes_ledger_nodes_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'ledger nodes are append-only'; END $$",
+    "DROP TRIGGER IF EXISTS ledger_nodes_append_only ON ledger_nodes",
+    "CREATE TRIGGER ledger_nodes_append_only BEFORE UPDATE OR DELETE ON ledger_nodes "
+    "FOR EACH ROW EXECUTE FUNCTION custodes_ledger_nodes_append_only()",
+    "DROP TRIGGER IF EXISTS ledger_nodes_no_truncate ON ledger_nodes",
+    "CREATE TRIGGER ledger_nodes_no_truncate BEFORE TRUNCATE ON ledger_nodes "
+    "FOR EACH STATEMENT EXECUTE FUNCTION custodes_ledger_nodes_append_only()",
     "CREATE TABLE IF NOT EXISTS cases (case_id text PRIMARY KEY, org text NOT NULL, "
     "purpose text NOT NULL, subjects bytea NOT NULL, assigned text NOT NULL, "
     "opened_by text NOT NULL, opened_at text NOT NULL, expires_at text, approved_by text, "
@@ -69,6 +79,12 @@ class _PostgresTx(SQLWrites):
         try:
             with self._conn.cursor() as cur:
                 cur.executemany(sql, rows)
+        except psycopg.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
         except psycopg.Error as exc:
             raise _error(op, exc) from exc
 
@@ -151,6 +167,9 @@ class PostgresStore(SQLReads):
                         yield tx
                     finally:
                         tx.active = False
+                    if tx.broken is not None:
+                        # Raised inside the block so psycopg rolls the transaction back.
+                        raise StoreError(f"{tx.broken}; the transaction was rolled back")
                     body_done = True
             except psycopg.Error as exc:
                 op = "commit a transaction" if body_done else "complete a transaction"

@@ -84,6 +84,23 @@ class Store(Protocol):
     def event_count(self) -> int:
         """Return the number of events (the next sequence number)."""
 
+    def node(self, level: int, idx: int) -> bytes | None:
+        """Return the ledger's Merkle node ``(level, idx)``, or ``None``.
+
+        Level 0 holds leaf hashes (``idx`` is the event's seq); node ``(k, i)`` is the hash of
+        the perfect subtree over leaves ``i * 2**k .. (i + 1) * 2**k - 1``. Appending an event
+        stores its leaf and every subtree it completes in the same transaction.
+        """
+
+    def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Return the stored ledger nodes among ``keys``; absent ones are left out."""
+
+    def level_nodes(
+        self, level: int, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(idx, hash)`` of the stored ledger nodes of ``level`` for ``start <= idx <
+        stop``, in order."""
+
     def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
         """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after
         ``since``."""

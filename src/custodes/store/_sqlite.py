@@ -35,6 +35,13 @@ _DDL = (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+    "CREATE TABLE IF NOT EXISTS ledger_nodes (level INTEGER NOT NULL CHECK (level >= 0), "
+    "idx INTEGER NOT NULL CHECK (idx >= 0), hash BLOB NOT NULL, PRIMARY KEY (level, idx)) "
+    "WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS ledger_nodes_no_update BEFORE UPDATE ON ledger_nodes "
+    "BEGIN SELECT RAISE(ABORT, 'ledger nodes are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS ledger_nodes_no_delete BEFORE DELETE ON ledger_nodes "
+    "BEGIN SELECT RAISE(ABORT, 'ledger nodes are append-only'); END",
     "CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, org TEXT NOT NULL, "
     "purpose TEXT NOT NULL, subjects BLOB NOT NULL, assigned TEXT NOT NULL, "
     "opened_by TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT, approved_by TEXT, "
@@ -61,6 +68,12 @@ class _SQLiteTx(SQLWrites):
     def _run_many(self, op: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _error(op, exc) from exc
+
+    def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise _error(op, exc) from exc
 
@@ -140,6 +153,9 @@ class SQLiteStore(SQLReads):
                     raise _error("complete a transaction", exc) from exc
                 raise
             tx.active = False
+            if tx.broken is not None:
+                self._rollback()
+                raise StoreError(f"{tx.broken}; the transaction was rolled back")
             self._commit()
 
     def _control(self, statement: str, op: str) -> None:

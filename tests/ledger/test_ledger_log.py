@@ -1,0 +1,254 @@
+"""The persistent ledger: roots and proofs from stored nodes, tamper detection, atomicity."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from custodes.config import StoreSettings
+from custodes.errors import InputError, StoreError, VerificationError
+from custodes.ledger import Ledger, LedgerTamperError, merkle
+from custodes.model import AccessEvent
+from custodes.store import Store, open_store
+
+RawSQL = Callable[[str], list[Any]]
+T0 = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
+BATCHES = (1, 1, 2, 3, 5, 8, 13, 1, 21, 34, 55, 7, 64, 1, 90)  # 306 events in uneven batches
+
+
+def _event(i: int) -> AccessEvent:
+    return AccessEvent(
+        T0 + timedelta(seconds=i), f"clerk-{i % 7}", "city", "clerk", "get", "people",
+        ("name",), f"psn-{i}", "benefits", None, "allow", "ok", 1,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def store(store_settings: StoreSettings) -> Iterator[Store]:
+    opened = open_store(store_settings)
+    opened.migrate()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def intruder(store_settings: StoreSettings) -> RawSQL:
+    """Raw SQL straight through the driver, as someone with the database's credentials."""
+
+    def run(sql: str) -> list[Any]:
+        if store_settings.backend == "sqlite":
+            with closing(sqlite3.connect(store_settings.path, isolation_level=None)) as conn:
+                return conn.execute(sql).fetchall()
+        assert store_settings.url is not None
+        with psycopg.connect(store_settings.url, autocommit=True) as pg:
+            cur = pg.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    return run
+
+
+def _drop_triggers(intruder: RawSQL, backend: str) -> None:
+    if backend == "sqlite":
+        for name in ("events_no_update", "events_no_delete"):
+            intruder(f"DROP TRIGGER {name}")
+        for name in ("ledger_nodes_no_update", "ledger_nodes_no_delete"):
+            intruder(f"DROP TRIGGER {name}")
+    else:
+        intruder("DROP TRIGGER events_append_only ON events")
+        intruder("DROP TRIGGER ledger_nodes_append_only ON ledger_nodes")
+
+
+def _append(store: Store, first: int, count: int) -> None:
+    with store.transaction() as tx:
+        tx.append_events([_event(first + i) for i in range(count)])
+
+
+def _filled(store: Store, n: int) -> Ledger:
+    _append(store, 0, n)
+    return Ledger(store=store)
+
+
+def test_roots_and_proofs_match_the_pure_tree_at_every_size(store: Store) -> None:
+    ledger = Ledger(store=store)
+    entries: list[bytes] = []
+    assert ledger.root() == merkle.root([])
+    for batch in BATCHES:
+        if batch == 1:  # single appends go through append_event
+            with store.transaction() as tx:
+                tx.append_event(_event(len(entries)))
+        else:
+            _append(store, len(entries), batch)
+        entries += [_event(len(entries) + i).canonical() for i in range(batch)]
+    assert ledger.size() == len(entries)
+    hashes = [merkle.leaf_hash(e) for e in entries]
+    for size in range(1, len(entries) + 1):
+        expected = merkle.root_from_hashes(hashes[:size])
+        assert ledger.root(size) == expected
+        for index in {0, size // 3, size - 1}:
+            proof = ledger.inclusion_proof(index, size)
+            assert proof == merkle.inclusion_proof_from_hashes(hashes[:size], index)
+            merkle.verify_inclusion(entries[index], index, size, proof, expected)
+        for old in {1, size // 2 or 1, size - 1 or 1, size}:
+            proof = ledger.consistency_proof(old, size)
+            assert proof == merkle.consistency_proof_from_hashes(hashes[:size], old)
+            old_root = merkle.root_from_hashes(hashes[:old])
+            merkle.verify_consistency(old, size, old_root, expected, proof)
+    ledger.verify(expect_size=len(entries), expect_root=ledger.root())
+
+
+def test_every_inclusion_and_consistency_pair_at_a_small_size(store: Store) -> None:
+    ledger = _filled(store, 37)
+    entries = [_event(i).canonical() for i in range(37)]
+    for size in range(1, 38):
+        r = merkle.root(entries[:size])
+        for index in range(size):
+            proof = ledger.inclusion_proof(index, size)
+            merkle.verify_inclusion(entries[index], index, size, proof, r)
+        for old in range(1, size + 1):
+            old_root = merkle.root(entries[:old])
+            merkle.verify_consistency(old, size, old_root, r, ledger.consistency_proof(old, size))
+
+
+def test_proofs_beyond_the_log_are_refused(store: Store) -> None:
+    ledger = _filled(store, 5)
+    with pytest.raises(InputError, match="size 6"):
+        ledger.root(6)
+    with pytest.raises(InputError):
+        ledger.inclusion_proof(5, 5)
+    with pytest.raises(InputError):
+        ledger.consistency_proof(3, 6)
+
+
+def test_store_keeps_exactly_the_completed_subtrees(store: Store) -> None:
+    _filled(store, 11)  # 8 + 2 + 1: levels 0..3
+    counts = {level: len(list(store.level_nodes(level))) for level in range(5)}
+    assert counts == {0: 11, 1: 5, 2: 2, 3: 1, 4: 0}
+    assert store.node(3, 0) == merkle.root([_event(i).canonical() for i in range(8)])
+    assert store.node(3, 1) is None
+
+
+def test_a_rolled_back_append_leaves_no_orphan_nodes(store: Store) -> None:
+    ledger = _filled(store, 6)
+    before = ledger.root()
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.append_events([_event(6 + i) for i in range(10)])
+        raise RuntimeError("caller failed after appending")
+    assert ledger.size() == 6
+    assert list(store.level_nodes(0, 6)) == []
+    assert store.node(3, 0) is None
+    assert ledger.root() == before
+    ledger.verify()
+    _append(store, 6, 10)  # the right edge is read afresh after the rollback
+    assert ledger.root() == merkle.root([_event(i).canonical() for i in range(16)])
+    ledger.verify()
+
+
+def test_ledger_nodes_are_append_only(store: Store, intruder: RawSQL) -> None:
+    _filled(store, 4)
+    with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
+        intruder("UPDATE ledger_nodes SET hash = hash WHERE level = 0 AND idx = 1")
+    with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
+        intruder("DELETE FROM ledger_nodes WHERE level = 2")
+
+
+def _tamper(store: Store, intruder: RawSQL, backend: str) -> Ledger:
+    ledger = _filled(store, 300)
+    ledger.verify()
+    _drop_triggers(intruder, backend)
+    return ledger
+
+
+def _bad_index(ledger: Ledger, **expect: Any) -> int | None:
+    with pytest.raises(VerificationError) as caught:
+        ledger.verify(**expect)
+    assert isinstance(caught.value, LedgerTamperError)
+    if caught.value.index is not None:
+        assert str(caught.value).startswith(f"entry {caught.value.index}:")
+    return caught.value.index
+
+
+def test_editing_one_event_is_found_at_its_index(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
+    with pytest.raises(VerificationError, match=r"^entry 173: stored event does not match"):
+        ledger.verify()
+
+
+def test_editing_an_event_and_its_leaf_is_found_at_its_subtree(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
+    forged = merkle.leaf_hash(next(store.events(173, 174))[1].canonical()).hex()
+    literal = f"X'{forged}'" if backend == "sqlite" else f"'\\x{forged}'::bytea"
+    intruder(f"UPDATE ledger_nodes SET hash = {literal} WHERE level = 0 AND idx = 173")
+    assert _bad_index(ledger) == 172  # its parent over 172..173 no longer matches
+
+
+def test_deleting_one_event_is_found_at_its_index(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    intruder("DELETE FROM events WHERE seq = 42")
+    assert _bad_index(ledger) == 42
+
+
+def test_swapping_two_events_is_found_at_the_first(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    intruder("UPDATE events SET seq = 100000 WHERE seq = 57")
+    intruder("UPDATE events SET seq = 57 WHERE seq = 210")
+    intruder("UPDATE events SET seq = 210 WHERE seq = 100000")
+    assert _bad_index(ledger) == 57
+
+
+def test_truncating_the_tail_is_found_against_a_checkpoint(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    size, root = ledger.size(), ledger.root()
+    intruder("DELETE FROM events WHERE seq >= 250")
+    assert _bad_index(ledger) == 250  # its hashes are still there
+    intruder("DELETE FROM ledger_nodes WHERE ((idx + 1) << level) > 250")
+    ledger.verify()  # a clean truncation is self-consistent ...
+    assert _bad_index(ledger, expect_size=size) == 250  # ... but not with the checkpoint
+    assert _bad_index(ledger, expect_size=size, expect_root=root) == 250
+    assert _bad_index(ledger, expect_root=root) is None
+
+
+def test_a_rewritten_log_of_equal_size_fails_the_checkpoint_root(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    size, root = ledger.size(), ledger.root()
+    intruder("DELETE FROM events WHERE seq >= 200")
+    intruder("DELETE FROM ledger_nodes WHERE ((idx + 1) << level) > 200")
+    with store.transaction() as tx:
+        tx.append_events([_event(i + 1000) for i in range(100)])
+    ledger.verify()
+    assert _bad_index(ledger, expect_size=size, expect_root=root) is None
+
+
+def test_events_never_commit_without_their_nodes(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _filled(store, 5)
+    squatter = "X'00'" if backend == "sqlite" else "'\\x00'::bytea"
+    intruder(f"INSERT INTO ledger_nodes (level, idx, hash) VALUES (0, 5, {squatter})")
+    with pytest.raises(StoreError, match="rolled back"), store.transaction() as tx:
+        with pytest.raises(StoreError):
+            tx.append_event(_event(5))
+        # The caller swallows the error and leaves the block normally: still no commit.
+    assert ledger.size() == 5
+    assert [seq for seq, _ in store.events()] == [0, 1, 2, 3, 4]
