@@ -14,6 +14,7 @@ import json
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -397,15 +398,50 @@ def statements(placeholder: str) -> dict[str, str]:
 
 
 class SQLReads(ABC):
-    """The read half of :class:`~custodes.store.Store`, over any driver that runs a query."""
+    """The read half of :class:`~custodes.store.Store`, over any driver that runs a query.
+
+    It also holds :meth:`migrate`, the same on every backend but for its DDL and locking.
+    """
 
     _sql: dict[str, str]
+    _ddl: tuple[str, ...]
     _EVENT_CHUNK = 1000
     _NODE_CHUNK = 64
 
     @abstractmethod
     def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run a query and return all rows; raise StoreError naming ``op`` on failure."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Open a write transaction (see :meth:`custodes.store.Store.transaction`)."""
+
+    @abstractmethod
+    def _schema_version(self) -> int | None:
+        """Return the stored schema version, or ``None`` for an empty database."""
+
+    @abstractmethod
+    def _lock_schema(self, tx: Any) -> None:
+        """Serialize concurrent migrations inside ``tx``."""
+
+    def migrate(self) -> None:
+        """Create the tables, indexes and triggers if they do not exist yet (idempotent).
+
+        Raises:
+            StoreError: the database is of a newer schema version, or the backend failed.
+        """
+        with self.transaction() as tx:
+            self._lock_schema(tx)
+            version = self._schema_version()
+            if version == SCHEMA_VERSION:
+                return
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database has schema version {version}; this custodes supports "
+                    f"up to {SCHEMA_VERSION}"
+                )
+            for statement in self._ddl:
+                tx._run("create the schema", statement, ())
 
     def records(self, collection: str, subject_ref: bytes) -> list[StoredRecord]:
         """Return the records of one subject in one collection, oldest first.

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from custodes.errors import StoreError
-from custodes.store._codec import SCHEMA_VERSION, SQLReads, SQLWrites, statements
+from custodes.store._codec import SQLReads, SQLWrites, statements
 
 __all__ = ["PostgresStore"]
 
@@ -108,6 +108,7 @@ class PostgresStore(SQLReads):
     """
 
     _sql = _SQL
+    _ddl = tuple(_DDL)
 
     def __init__(self, url: str) -> None:
         self._lock = threading.RLock()
@@ -123,24 +124,9 @@ class PostgresStore(SQLReads):
             except psycopg.Error as exc:
                 raise _error(op, exc) from exc
 
-    def migrate(self) -> None:
-        """Create the tables, indexes and triggers if they do not exist yet (idempotent).
-
-        Raises:
-            StoreError: the database is of a newer schema version, or the backend failed.
-        """
-        with self.transaction() as tx:
-            tx._run("lock the schema", "SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-            version = self._schema_version()
-            if version == SCHEMA_VERSION:
-                return
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the database has schema version {version}; this custodes supports "
-                    f"up to {SCHEMA_VERSION}"
-                )
-            for statement in _DDL:
-                tx._run("create the schema", statement, ())
+    def _lock_schema(self, tx: Any) -> None:
+        # Two processes starting at once must not both create the schema.
+        tx._run("lock the schema", "SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
 
     def _schema_version(self) -> int | None:
         row = self._conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from custodes.errors import StoreError
-from custodes.store._codec import SCHEMA_VERSION, SQLReads, SQLWrites, statements
+from custodes.store._codec import SQLReads, SQLWrites, statements
 
 __all__ = ["SQLiteStore"]
 
@@ -93,6 +93,7 @@ class SQLiteStore(SQLReads):
     """
 
     _sql = _SQL
+    _ddl = tuple(_DDL)
 
     def __init__(self, path: Path, *, durability: Literal["normal", "full"] = "normal") -> None:
         self.path = Path(path)
@@ -106,23 +107,8 @@ class SQLiteStore(SQLReads):
             except sqlite3.Error as exc:
                 raise _error(op, exc) from exc
 
-    def migrate(self) -> None:
-        """Create the tables, indexes and triggers if they do not exist yet (idempotent).
-
-        Raises:
-            StoreError: the database is of a newer schema version, or the backend failed.
-        """
-        with self.transaction() as tx:
-            version = self._schema_version()
-            if version == SCHEMA_VERSION:
-                return
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the database has schema version {version}; this custodes supports "
-                    f"up to {SCHEMA_VERSION}"
-                )
-            for statement in _DDL:
-                tx._run("create the schema", statement, ())
+    def _lock_schema(self, tx: Any) -> None:
+        """Nothing to take: ``BEGIN IMMEDIATE`` already holds the database's write lock."""
 
     def _schema_version(self) -> int | None:
         found = self._conn.execute(
