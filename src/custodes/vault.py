@@ -13,12 +13,12 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from custodes.clock import Clock, system_clock
 from custodes.config import Settings
-from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKeyStore
+from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKey, SubjectKeyStore
 from custodes.errors import (
     AccessDenied,
     AuditFailure,
@@ -525,7 +525,12 @@ class Vault:
         return subj, clean
 
     def _seal_record(
-        self, coll: Collection, subj: _Subject, clean: dict[str, str], key: Any, now: datetime
+        self,
+        coll: Collection,
+        subj: _Subject,
+        clean: dict[str, str],
+        key: SubjectKey,
+        now: datetime,
     ) -> tuple[StoredRecord, list[IndexEntry]]:
         record_id = secrets.token_hex(16)
         sealed = {
@@ -702,8 +707,8 @@ class Vault:
         subj: _Subject | None,
         decision: Decision,
         now: datetime,
-    ) -> Any:
-        """Commit the denial as an event, then raise AccessDenied (never returns)."""
+    ) -> NoReturn:
+        """Commit the denial as an event, then raise AccessDenied."""
         self._commit(
             events=[self._event(access, action, collection, fields, subj, decision, 0, now)]
         )
@@ -711,7 +716,7 @@ class Vault:
 
     def _record_case_denial(
         self, access: Access, action: Action, case: Case, exc: AccessDenied, now: datetime
-    ) -> Any:
+    ) -> NoReturn:
         denial = Decision(allowed=False, reason=exc.reason, missing=exc.missing)
         scoped = Access(access.principal, access.purpose or case.purpose, case.case_id)
         self._commit(events=[self._event(scoped, action, None, (), None, denial, 0, now)])
