@@ -8,19 +8,34 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from custodes._cli_common import (
+    As,
+    AsJson,
+    BreakGlass,
+    CaseOpt,
+    FieldsOpt,
+    Home,
+    Justification,
+    Purpose,
+    Subject,
+    emit,
+    err,
+    open_vault,
+    out,
+)
+from custodes._cli_ledger import ledger_app
+from custodes._cli_witness import witness_app
 from custodes._home import init_home
-from custodes.config import Settings, default_home
+from custodes.config import default_home
 from custodes.errors import CustodesError, InputError
 from custodes.model import Access, Accessor, Action, Case, Decision
 from custodes.vault import Record, Vault
@@ -40,36 +55,8 @@ policy_app = typer.Typer(help="Inspect the access policy.")
 app.add_typer(accessor_app, name="accessor")
 app.add_typer(case_app, name="case")
 app.add_typer(policy_app, name="policy")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-Home = Annotated[
-    Path | None,
-    typer.Option("--home", help="Vault home (default: $CUSTODES_HOME, else ./.custodes)."),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-As = Annotated[str, typer.Option("--as", help="The accessor making this call.")]
-Purpose = Annotated[
-    str | None, typer.Option("--purpose", help="Why: a purpose declared in the policy.")
-]
-CaseOpt = Annotated[str | None, typer.Option("--case", help="The case that explains this access.")]
-Subject = Annotated[str, typer.Option("--subject", help="The subject's ID number.")]
-FieldsOpt = Annotated[
-    str | None, typer.Option("--fields", help="Comma-separated fields (default: the grant's).")
-]
-BreakGlass = Annotated[
-    bool, typer.Option("--break-glass", help="Emergency access where policy permits; flagged.")
-]
-Justification = Annotated[
-    str | None, typer.Option("--justification", help="Why break-glass access is needed.")
-]
-
-
-@contextmanager
-def _vault(home: Path | None) -> Iterator[Vault]:
-    with Vault.open(Settings.load(home or default_home())) as vault:
-        yield vault
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(witness_app, name="witness")
 
 
 def _access(
@@ -110,13 +97,6 @@ def _pairs(items: Sequence[str], option: str) -> dict[str, str]:
     return values
 
 
-def _emit(data: Any, as_json: bool, render: Any = None) -> None:
-    if as_json or render is None:
-        out.print_json(json.dumps(data, ensure_ascii=False, default=str))
-    else:
-        render()
-
-
 def _records_table(records: Sequence[Record]) -> None:
     if not records:
         out.print("[dim]no records[/dim]")
@@ -154,7 +134,7 @@ def _show_case(case: Case, as_json: bool) -> None:
             table.add_row(key, "—" if value is None else str(value))
         out.print(table)
 
-    _emit(data, as_json, render)
+    emit(data, as_json, render)
 
 
 def _decision_dict(decision: Decision) -> dict[str, Any]:
@@ -184,7 +164,7 @@ def init(
         "database": str(settings.store.path) if backend == "sqlite" else "postgres",
         "keys": str(settings.keys_dir),
     }
-    _emit(
+    emit(
         data,
         as_json,
         lambda: out.print(
@@ -204,9 +184,9 @@ def accessor_add(
     as_json: AsJson = False,
 ) -> None:
     """Register an accessor with its organization and role."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         vault.add_accessor(Accessor(accessor=accessor_id, org=org, role=role))
-    _emit(
+    emit(
         {"accessor": accessor_id, "org": org, "role": role},
         as_json,
         lambda: out.print(f"accessor [bold]{accessor_id}[/bold] ({role} at {org}) added"),
@@ -216,7 +196,7 @@ def accessor_add(
 @accessor_app.command("list")
 def accessor_list(home: Home = None, as_json: AsJson = False) -> None:
     """List registered accessors."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         rows = vault.store.accessors()
     data = [
         {"accessor": a.accessor, "org": a.org, "role": a.role, "active": a.active} for a in rows
@@ -228,7 +208,7 @@ def accessor_list(home: Home = None, as_json: AsJson = False) -> None:
             table.add_row(*(str(v) for v in row.values()))
         out.print(table)
 
-    _emit(data, as_json, render)
+    emit(data, as_json, render)
 
 
 @app.command()
@@ -244,9 +224,9 @@ def put(
 ) -> None:
     """Store a record about a subject."""
     values = _pairs(field, "--field")
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         record_id = vault.put(_access(vault, accessor, purpose, case), collection, subject, values)
-    _emit({"record_id": record_id}, as_json, lambda: out.print(f"stored record {record_id}"))
+    emit({"record_id": record_id}, as_json, lambda: out.print(f"stored record {record_id}"))
 
 
 @app.command()
@@ -263,10 +243,10 @@ def get(
     as_json: AsJson = False,
 ) -> None:
     """Read a subject's records (with a purpose; recorded before anything is shown)."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         access = _access(vault, accessor, purpose, case, break_glass, justification)
         records = vault.get(access, collection, subject, _split_fields(fields))
-    _emit([r.as_dict() for r in records], as_json, lambda: _records_table(records))
+    emit([r.as_dict() for r in records], as_json, lambda: _records_table(records))
 
 
 @app.command()
@@ -282,10 +262,10 @@ def find(
 ) -> None:
     """Find records by the exact value of an indexed field (no wildcards, no prefixes)."""
     ((name, value),) = _pairs([field], "--field").items()
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         access = _access(vault, accessor, purpose, case)
         records = vault.find(access, collection, name, value, _split_fields(fields))
-    _emit([r.as_dict() for r in records], as_json, lambda: _records_table(records))
+    emit([r.as_dict() for r in records], as_json, lambda: _records_table(records))
 
 
 @app.command()
@@ -302,13 +282,13 @@ def export(
     """Export a collection to a JSON-lines file (a bulk, audited action)."""
     if output.exists():
         raise InputError(f"{output} exists; exports never overwrite a file")
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         access = _access(vault, accessor, purpose, case)
         records = vault.export(access, collection, _split_fields(fields))
     with output.open("x", encoding="utf-8") as handle:
         for rec in records:
             handle.write(json.dumps(rec.values, ensure_ascii=False, sort_keys=True) + "\n")
-    _emit(
+    emit(
         {"records": len(records), "file": str(output)},
         as_json,
         lambda: out.print(f"exported {len(records)} records to {output}"),
@@ -325,9 +305,9 @@ def shred(
     as_json: AsJson = False,
 ) -> None:
     """Erase a subject: delete their records and destroy their data key (irreversible)."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         deleted = vault.shred(_access(vault, accessor, purpose, case), subject)
-    _emit(
+    emit(
         {"records_deleted": deleted, "key_destroyed": True},
         as_json,
         lambda: out.print(f"shredded: {deleted} records deleted, data key destroyed"),
@@ -349,7 +329,7 @@ def case_open(
     """Open a case naming its subjects; it needs approval where policy says so."""
     if days is not None and days <= 0:
         raise InputError("--days must be a positive number of days")
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         access = _access(vault, accessor, purpose)
         ttl = timedelta(days=days) if days else None
         case = vault.open_case(access, subject, assigned=assign or (), ttl=ttl)
@@ -364,7 +344,7 @@ def case_approve(
     as_json: AsJson = False,
 ) -> None:
     """Approve a case (by a different person holding the approving role)."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         case = vault.approve_case(_access(vault, accessor, None), case_id)
     _show_case(case, as_json)
 
@@ -377,7 +357,7 @@ def case_close(
     as_json: AsJson = False,
 ) -> None:
     """Close a case; reads under it are refused from now on."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         case = vault.close_case(_access(vault, accessor, None), case_id)
     _show_case(case, as_json)
 
@@ -389,7 +369,7 @@ def case_show(
     as_json: AsJson = False,
 ) -> None:
     """Show a case's state."""
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         case = vault.case(case_id)
     _show_case(case, as_json)
 
@@ -415,7 +395,7 @@ def policy_explain(
         raise InputError(f"unknown action '{action}' (put, get, find, export, shred)") from None
     if not accessor:
         raise InputError("--as is required")
-    with _vault(home) as vault:
+    with open_vault(home) as vault:
         access = _access(vault, accessor, purpose, case, break_glass, justification)
         decision = vault.explain(access, act, collection, subject, _split_fields(fields))
     data = _decision_dict(decision)
@@ -426,7 +406,7 @@ def policy_explain(
         if decision.missing:
             out.print(f"missing: {', '.join(decision.missing)}")
 
-    _emit(data, as_json, render)
+    emit(data, as_json, render)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
