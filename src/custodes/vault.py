@@ -28,6 +28,7 @@ from custodes.errors import (
     NotFound,
     StoreError,
 )
+from custodes.ledger import Ledger
 from custodes.model import (
     Access,
     AccessEvent,
@@ -136,6 +137,11 @@ class Vault:
             index=index,
             clock=clock,
         )
+
+    @property
+    def ledger(self) -> Ledger:
+        """The verifiable access ledger over this vault's events (roots, proofs, verify)."""
+        return Ledger(store=self.store)
 
     def close(self) -> None:
         """Release the store and key store."""
