@@ -32,6 +32,7 @@ from custodes._cli_common import (
     open_vault,
     out,
 )
+from custodes._cli_checkpoint import checkpoint_command
 from custodes._cli_ledger import ledger_app
 from custodes._cli_witness import witness_app
 from custodes._home import init_home
@@ -56,6 +57,7 @@ app.add_typer(accessor_app, name="accessor")
 app.add_typer(case_app, name="case")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
+ledger_app.command("checkpoint")(checkpoint_command)
 app.add_typer(witness_app, name="witness")
 
 
