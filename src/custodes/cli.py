@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from custodes._cli_checkpoint import checkpoint_command
 from custodes._cli_common import (
     As,
     AsJson,
@@ -32,7 +33,6 @@ from custodes._cli_common import (
     open_vault,
     out,
 )
-from custodes._cli_checkpoint import checkpoint_command
 from custodes._cli_ledger import ledger_app
 from custodes._cli_witness import witness_app
 from custodes._home import init_home
