@@ -137,13 +137,15 @@ class AccessEvent:
     break_glass: bool = False
     justification: str | None = None
 
-    def canonical(self) -> bytes:
-        """Return the deterministic byte encoding of this event (the ledger entry).
+    def canonical(self, seq: int | None = None) -> bytes:
+        """Return the deterministic byte encoding of this event.
 
         JSON with sorted keys, no insignificant white space, UTF-8, ``ts`` in ISO 8601 with
-        offset and microseconds. The same event always encodes to the same bytes.
+        offset and microseconds. The same event always encodes to the same bytes. The ledger
+        entry at index ``seq`` is ``canonical(seq)``: it names its own position, so an entry
+        moved to another place in the log is found at that place.
         """
-        body = {
+        body: dict[str, object] = {
             "v": 1,
             "ts": self.ts.isoformat(timespec="microseconds"),
             "accessor": self.accessor,
@@ -161,6 +163,8 @@ class AccessEvent:
             "break_glass": self.break_glass,
             "justification": self.justification,
         }
+        if seq is not None:
+            body["seq"] = seq
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -59,11 +59,15 @@ def _drop_triggers(intruder: RawSQL, backend: str) -> None:
     if backend == "sqlite":
         for name in ("events_no_update", "events_no_delete"):
             intruder(f"DROP TRIGGER {name}")
-        for name in ("ledger_nodes_no_update", "ledger_nodes_no_delete"):
+        for name in ("ledger_entries_no_update", "ledger_entries_no_delete"):
             intruder(f"DROP TRIGGER {name}")
     else:
         intruder("DROP TRIGGER events_append_only ON events")
-        intruder("DROP TRIGGER ledger_nodes_append_only ON ledger_nodes")
+        intruder("DROP TRIGGER ledger_entries_append_only ON ledger_entries")
+
+
+def _blob(data: bytes, backend: str) -> str:
+    return f"X'{data.hex()}'" if backend == "sqlite" else f"'\\x{data.hex()}'::bytea"
 
 
 def _append(store: Store, first: int, count: int) -> None:
@@ -86,7 +90,7 @@ def test_roots_and_proofs_match_the_pure_tree_at_every_size(store: Store) -> Non
                 tx.append_event(_event(len(entries)))
         else:
             _append(store, len(entries), batch)
-        entries += [_event(len(entries) + i).canonical() for i in range(batch)]
+        entries += [_event(len(entries) + i).canonical(len(entries) + i) for i in range(batch)]
     assert ledger.size() == len(entries)
     hashes = [merkle.leaf_hash(e) for e in entries]
     for size in range(1, len(entries) + 1):
@@ -106,7 +110,7 @@ def test_roots_and_proofs_match_the_pure_tree_at_every_size(store: Store) -> Non
 
 def test_every_inclusion_and_consistency_pair_at_a_small_size(store: Store) -> None:
     ledger = _filled(store, 37)
-    entries = [_event(i).canonical() for i in range(37)]
+    entries = [_event(i).canonical(i) for i in range(37)]
     for size in range(1, 38):
         r = merkle.root(entries[:size])
         for index in range(size):
@@ -127,36 +131,44 @@ def test_proofs_beyond_the_log_are_refused(store: Store) -> None:
         ledger.consistency_proof(3, 6)
 
 
-def test_store_keeps_exactly_the_completed_subtrees(store: Store) -> None:
+def test_each_row_keeps_its_leaf_and_the_subtrees_it_completes(store: Store) -> None:
     _filled(store, 11)  # 8 + 2 + 1: levels 0..3
-    counts = {level: len(list(store.level_nodes(level))) for level in range(5)}
-    assert counts == {0: 11, 1: 5, 2: 2, 3: 1, 4: 0}
-    assert store.node(3, 0) == merkle.root([_event(i).canonical() for i in range(8)])
+    levels = [len(hashes) // merkle.HASH_SIZE - 1 for _, _, hashes in store.ledger_rows()]
+    assert levels == [0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0]
+    assert store.node(3, 0) == merkle.root([_event(i).canonical(i) for i in range(8)])
     assert store.node(3, 1) is None
 
 
-def test_a_rolled_back_append_leaves_no_orphan_nodes(store: Store) -> None:
+def test_entries_name_their_own_position(store: Store) -> None:
+    _filled(store, 3)
+    assert [entry for _, entry, _ in store.ledger_rows()] == [
+        _event(i).canonical(i) for i in range(3)
+    ]
+    assert b'"seq":2' in _event(2).canonical(2)
+
+
+def test_a_rolled_back_append_leaves_no_orphan_hashes(store: Store) -> None:
     ledger = _filled(store, 6)
     before = ledger.root()
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.append_events([_event(6 + i) for i in range(10)])
         raise RuntimeError("caller failed after appending")
     assert ledger.size() == 6
-    assert list(store.level_nodes(0, 6)) == []
+    assert list(store.ledger_rows(6)) == []
     assert store.node(3, 0) is None
     assert ledger.root() == before
     ledger.verify()
     _append(store, 6, 10)  # the right edge is read afresh after the rollback
-    assert ledger.root() == merkle.root([_event(i).canonical() for i in range(16)])
+    assert ledger.root() == merkle.root([_event(i).canonical(i) for i in range(16)])
     ledger.verify()
 
 
-def test_ledger_nodes_are_append_only(store: Store, intruder: RawSQL) -> None:
+def test_ledger_entries_are_append_only(store: Store, intruder: RawSQL) -> None:
     _filled(store, 4)
     with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
-        intruder("UPDATE ledger_nodes SET hash = hash WHERE level = 0 AND idx = 1")
+        intruder("UPDATE ledger_entries SET hashes = hashes WHERE seq = 1")
     with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
-        intruder("DELETE FROM ledger_nodes WHERE level = 2")
+        intruder("DELETE FROM ledger_entries WHERE seq = 2")
 
 
 def _tamper(store: Store, intruder: RawSQL, backend: str) -> Ledger:
@@ -180,22 +192,47 @@ def test_editing_one_event_is_found_at_its_index(
 ) -> None:
     ledger = _tamper(store, intruder, backend)
     intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
-    with pytest.raises(VerificationError, match=r"^entry 173: stored event does not match"):
+    with pytest.raises(VerificationError, match=r"^entry 173: .* does not match the event"):
         ledger.verify()
 
 
-def test_editing_an_event_and_its_leaf_is_found_at_its_subtree(
+def test_editing_an_entry_and_its_event_is_found_at_its_index(
     store: Store, intruder: RawSQL, backend: str
 ) -> None:
     ledger = _tamper(store, intruder, backend)
     intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
-    forged = merkle.leaf_hash(next(store.events(173, 174))[1].canonical()).hex()
-    literal = f"X'{forged}'" if backend == "sqlite" else f"'\\x{forged}'::bytea"
-    intruder(f"UPDATE ledger_nodes SET hash = {literal} WHERE level = 0 AND idx = 173")
-    assert _bad_index(ledger) == 172  # its parent over 172..173 no longer matches
+    forged = next(store.events(173, 174))[1].canonical(173)
+    intruder(f"UPDATE ledger_entries SET entry = {_blob(forged, backend)} WHERE seq = 173")
+    with pytest.raises(VerificationError, match=r"^entry 173: .* does not match its stored leaf"):
+        ledger.verify()
 
 
-def test_deleting_one_event_is_found_at_its_index(
+def test_editing_an_entry_and_its_leaf_hash_is_found_at_its_index(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
+    forged = next(store.events(173, 174))[1].canonical(173)
+    hashes = next(store.ledger_rows(173, 174))[2]
+    new = merkle.leaf_hash(forged) + hashes[merkle.HASH_SIZE :]
+    intruder(
+        f"UPDATE ledger_entries SET entry = {_blob(forged, backend)}, "
+        f"hashes = {_blob(new, backend)} WHERE seq = 173"
+    )
+    # 173 completes the subtree over 172..173, whose stored hash no longer matches.
+    assert _bad_index(ledger) == 173
+
+
+def test_deleting_one_entry_is_found_at_its_index(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _tamper(store, intruder, backend)
+    intruder("DELETE FROM ledger_entries WHERE seq = 42")
+    intruder("DELETE FROM events WHERE seq = 42")
+    assert _bad_index(ledger) == 42
+
+
+def test_deleting_only_the_event_is_found_at_its_index(
     store: Store, intruder: RawSQL, backend: str
 ) -> None:
     ledger = _tamper(store, intruder, backend)
@@ -203,13 +240,14 @@ def test_deleting_one_event_is_found_at_its_index(
     assert _bad_index(ledger) == 42
 
 
-def test_swapping_two_events_is_found_at_the_first(
+def test_swapping_two_entries_is_found_at_the_first(
     store: Store, intruder: RawSQL, backend: str
 ) -> None:
     ledger = _tamper(store, intruder, backend)
-    intruder("UPDATE events SET seq = 100000 WHERE seq = 57")
-    intruder("UPDATE events SET seq = 57 WHERE seq = 210")
-    intruder("UPDATE events SET seq = 210 WHERE seq = 100000")
+    for table in ("events", "ledger_entries"):
+        intruder(f"UPDATE {table} SET seq = 100000 WHERE seq = 57")
+        intruder(f"UPDATE {table} SET seq = 57 WHERE seq = 210")
+        intruder(f"UPDATE {table} SET seq = 210 WHERE seq = 100000")
     assert _bad_index(ledger) == 57
 
 
@@ -218,9 +256,9 @@ def test_truncating_the_tail_is_found_against_a_checkpoint(
 ) -> None:
     ledger = _tamper(store, intruder, backend)
     size, root = ledger.size(), ledger.root()
+    intruder("DELETE FROM ledger_entries WHERE seq >= 250")
+    assert _bad_index(ledger) == 250  # its events are still there
     intruder("DELETE FROM events WHERE seq >= 250")
-    assert _bad_index(ledger) == 250  # its hashes are still there
-    intruder("DELETE FROM ledger_nodes WHERE ((idx + 1) << level) > 250")
     ledger.verify()  # a clean truncation is self-consistent ...
     assert _bad_index(ledger, expect_size=size) == 250  # ... but not with the checkpoint
     assert _bad_index(ledger, expect_size=size, expect_root=root) == 250
@@ -232,23 +270,35 @@ def test_a_rewritten_log_of_equal_size_fails_the_checkpoint_root(
 ) -> None:
     ledger = _tamper(store, intruder, backend)
     size, root = ledger.size(), ledger.root()
+    intruder("DELETE FROM ledger_entries WHERE seq >= 200")
     intruder("DELETE FROM events WHERE seq >= 200")
-    intruder("DELETE FROM ledger_nodes WHERE ((idx + 1) << level) > 200")
     with store.transaction() as tx:
         tx.append_events([_event(i + 1000) for i in range(100)])
     ledger.verify()
     assert _bad_index(ledger, expect_size=size, expect_root=root) is None
 
 
-def test_events_never_commit_without_their_nodes(
+def test_events_never_commit_without_their_ledger_entries(
     store: Store, intruder: RawSQL, backend: str
 ) -> None:
     ledger = _filled(store, 5)
-    squatter = "X'00'" if backend == "sqlite" else "'\\x00'::bytea"
-    intruder(f"INSERT INTO ledger_nodes (level, idx, hash) VALUES (0, 5, {squatter})")
+    intruder("INSERT INTO events (seq, ts, accessor, org, role, action, fields, decision, "
+             "reason, count, break_glass) VALUES (5, 't', 'a', 'o', 'r', 'get', '[]', 'allow', "
+             f"'x', 1, {'0' if backend == 'sqlite' else 'false'})")  # fmt: skip
     with pytest.raises(StoreError, match="rolled back"), store.transaction() as tx:
         with pytest.raises(StoreError):
             tx.append_event(_event(5))
         # The caller swallows the error and leaves the block normally: still no commit.
     assert ledger.size() == 5
-    assert [seq for seq, _ in store.events()] == [0, 1, 2, 3, 4]
+    assert [seq for seq, _, _ in store.ledger_rows()] == [0, 1, 2, 3, 4]
+
+
+def test_raw_entries_append_and_verify_without_events(store: Store) -> None:
+    entries = [f"entry {i}".encode() for i in range(70)]
+    with store.transaction() as tx:
+        assert tx.append_entries(entries[:33]) == list(range(33))
+    with store.transaction() as tx:
+        assert tx.append_entries(entries[33:]) == list(range(33, 70))
+    ledger = Ledger(store=store)
+    assert ledger.root() == merkle.root(entries)
+    ledger.verify(check_events=False)

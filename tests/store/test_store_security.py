@@ -113,7 +113,7 @@ def test_store_holds_no_key_material_columns(raw_sql: RawSQL, store: Store, back
         "accessors",
         "cases",
         "events",
-        "ledger_nodes",
+        "ledger_entries",
         "meta",
         "record_index",
         "records",

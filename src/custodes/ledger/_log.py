@@ -1,27 +1,30 @@
-"""The persistent access ledger: an RFC 9162 Merkle log over the store's event table.
+"""The persistent access ledger: an RFC 9162 Merkle log in the store.
 
-The store writes each event's leaf hash and every perfect subtree it completes in the event's
-own transaction (table ``ledger_nodes``). Roots and proofs for any size are then assembled from
-O(log n) stored nodes; only :meth:`Ledger.verify` rehashes the log, to catch a store whose
-events or nodes were changed behind custodes' back.
+The store keeps each entry's bytes with its leaf hash and the hash of every perfect subtree it
+completes, in one row written in the event's own transaction (table ``ledger_entries``).
+Roots and proofs for any size are then assembled from O(log n) stored hashes; only
+:meth:`Ledger.verify` rehashes the log, to catch a store whose entries, hashes or events were
+changed behind custodes' back.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from custodes.errors import InputError, VerificationError
 from custodes.ledger import merkle
+from custodes.ledger.merkle import HASH_SIZE
 
 if TYPE_CHECKING:
+    from custodes.model import AccessEvent
     from custodes.store import Store
 
 __all__ = ["Ledger", "LedgerTamperError"]
 
 _Key = tuple[int, int]
 _Node = tuple[int, int, bytes]
-_MAX_LEVEL = 64
 
 
 class LedgerTamperError(VerificationError):
@@ -87,11 +90,20 @@ class Ledger:
         n = self._checked_size(new)
         return self._range_hashes(merkle.consistency_proof_nodes(old, n))
 
-    def verify(self, *, expect_size: int | None = None, expect_root: bytes | None = None) -> None:
+    def verify(
+        self,
+        *,
+        expect_size: int | None = None,
+        expect_root: bytes | None = None,
+        check_events: bool = True,
+    ) -> None:
         """Recompute the whole tree from the stored events and compare it with what is stored.
 
-        With ``expect_size``/``expect_root`` (a checkpoint seen earlier) also check that the log
-        still has at least that many entries and that its root at that size is unchanged.
+        Every entry must hash to its stored leaf hash, every stored subtree hash must match the
+        entries under it, and (``check_events``) every entry must be the canonical encoding of
+        the event recorded at its index. With ``expect_size``/``expect_root`` (a checkpoint seen
+        earlier) also check that the log still has at least that many entries and that the root
+        recomputed from the entries at that size is the checkpoint's.
 
         Raises:
             LedgerTamperError: an event is missing, out of place or altered, a stored node
@@ -99,7 +111,12 @@ class Ledger:
                 and ``index`` name the first bad entry.
             StoreError: the store could not be read.
         """
-        size = _Checker(self._store).run()
+        checker = _Checker(
+            self._store,
+            check_events=check_events,
+            roots_at=[] if expect_size is None else [expect_size],
+        )
+        size = checker.run()
         if expect_size is not None and size < expect_size:
             raise LedgerTamperError(
                 f"entry {size}: the log has {size} entries but the checkpoint has "
@@ -108,7 +125,10 @@ class Ledger:
             )
         if expect_root is not None:
             at = size if expect_size is None else expect_size
-            if self.root(at) != expect_root:
+            recomputed = checker.roots.get(at)
+            if recomputed is None:  # no expected size: the root of the whole log
+                recomputed = self.root(at)
+            if recomputed != expect_root:
                 raise LedgerTamperError(
                     f"the log's root at size {at} does not match the checkpoint's root: entries "
                     f"before {at} were rewritten consistently (no single entry can be named)",
@@ -139,70 +159,78 @@ class Ledger:
 
 
 class _Checker:
-    """Streams events and stored nodes in order, rebuilding the tree with O(log n) memory."""
+    """Streams the ledger rows (and the events projection) in order, rebuilding the tree with
+    O(log n) memory and comparing every stored hash and event with the recomputed one."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, check_events: bool, roots_at: Sequence[int]) -> None:
         self._store = store
-        self._streams: dict[int, Iterator[tuple[int, bytes]]] = {}
-        self._pending: dict[int, tuple[int, bytes] | None] = {}
+        self._check_events = check_events
+        self._roots_at = set(roots_at)
+        self.roots: dict[int, bytes] = {}
 
     def run(self) -> int:
-        edge: list[_Node] = []
+        sha256 = hashlib.sha256
+        edge: list[tuple[int, bytes]] = []
+        events = self._store.events() if self._check_events else iter(())
+        pending = next(events, None)
         pos = 0
-        for seq, event in self._store.events():
+        if 0 in self._roots_at:
+            self.roots[0] = merkle.root_from_hashes([])
+        for seq, entry, hashes in self._store.ledger_rows():
             if seq != pos:
                 raise LedgerTamperError(
-                    f"entry {pos}: the stored event is missing (the next stored event is {seq})",
+                    f"entry {pos}: the stored entry is missing (the next stored entry is {seq})",
                     pos,
                 )
-            node: _Node = (0, pos, merkle.leaf_hash(event.canonical()))
-            self._expect(node)
-            while edge and edge[-1][0] == node[0]:
-                left = edge.pop()
-                node = (node[0] + 1, node[1] >> 1, merkle.node_hash(left[2], node[2]))
-                self._expect(node)
-            edge.append(node)
+            if self._check_events:
+                pending = self._check_event(pos, entry, pending, events)
+            digest = sha256(b"\x00" + entry).digest()
+            if hashes[:HASH_SIZE] != digest:
+                raise LedgerTamperError(
+                    f"entry {pos}: the stored entry does not match its stored leaf hash", pos
+                )
+            level = 0
+            while edge and edge[-1][0] == level:
+                digest = sha256(b"\x01" + edge.pop()[1] + digest).digest()
+                level += 1
+                stored = hashes[level * HASH_SIZE : (level + 1) * HASH_SIZE]
+                if stored != digest:
+                    first = pos + 1 - (1 << level)
+                    raise LedgerTamperError(
+                        f"entry {pos}: the stored hash of the subtree over entries "
+                        f"{first}..{pos} does not match those entries",
+                        pos,
+                    )
+            if len(hashes) != (level + 1) * HASH_SIZE:
+                raise LedgerTamperError(
+                    f"entry {pos}: the stored hashes have the wrong length for this position", pos
+                )
+            edge.append((level, digest))
             pos += 1
-        self._no_extra_nodes(pos)
+            if pos in self._roots_at:
+                self.roots[pos] = merkle.combine_peaks([d for _, d in edge])
+        if pending is not None:
+            raise LedgerTamperError(
+                f"entry {pending[0]}: an event is recorded past the end of the ledger "
+                f"({pos} entries)",
+                pending[0],
+            )
         return pos
 
-    def _next_stored(self, level: int) -> tuple[int, bytes] | None:
-        if level not in self._streams:
-            self._streams[level] = self._store.level_nodes(level)
-            self._pending[level] = next(self._streams[level], None)
-        return self._pending[level]
-
-    def _expect(self, node: _Node) -> None:
-        level, idx, digest = node
-        stored = self._next_stored(level)
-        first = idx << level
-        if stored is None or stored[0] != idx:
-            raise LedgerTamperError(self._describe(level, first, "is missing"), first)
-        self._pending[level] = next(self._streams[level], None)
-        if stored[1] != digest:
-            what = "does not match" if level else "does not match its leaf hash"
-            raise LedgerTamperError(self._describe(level, first, what), first)
-
     @staticmethod
-    def _describe(level: int, first: int, problem: str) -> str:
-        if level == 0:
-            if problem == "is missing":
-                return f"entry {first}: the stored leaf hash of the event is missing"
-            return f"entry {first}: stored event {problem}"
-        last = first + (1 << level) - 1
-        subject = f"the stored subtree hash over entries {first}..{last} (level {level})"
-        verb = problem if problem == "is missing" else f"{problem} those entries"
-        return f"entry {first}: {subject} {verb}"
-
-    def _no_extra_nodes(self, size: int) -> None:
-        # Nodes past the events (e.g. the events of a truncated tail deleted but not their
-        # hashes) also mean the store was edited.
-        for level in range(_MAX_LEVEL):
-            extra = next(self._store.level_nodes(level, size >> level), None)
-            if extra is not None:
-                first = extra[0] << level
-                raise LedgerTamperError(
-                    f"entry {first}: a stored hash at level {level} covers entries the log "
-                    f"does not have (it has {size})",
-                    first,
-                )
+    def _check_event(
+        pos: int,
+        entry: bytes,
+        pending: tuple[int, AccessEvent] | None,
+        events: Iterator[tuple[int, AccessEvent]],
+    ) -> tuple[int, AccessEvent] | None:
+        if pending is None or pending[0] != pos:
+            raise LedgerTamperError(
+                f"entry {pos}: the event recorded for this entry is missing", pos
+            )
+        if pending[1].canonical(pos) != entry:
+            raise LedgerTamperError(
+                f"entry {pos}: the stored entry does not match the event recorded at that index",
+                pos,
+            )
+        return next(events, None)

@@ -10,6 +10,7 @@ encoding of random ciphertext is full of such runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from abc import ABC, abstractmethod
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from custodes.errors import StoreError
-from custodes.ledger.merkle import leaf_hash, node_hash, subtree_roots
+from custodes.ledger.merkle import HASH_SIZE, subtree_roots
 from custodes.model import AccessEvent, Accessor, Case, IndexEntry, StoredRecord
 
 __all__ = [
@@ -38,7 +39,8 @@ __all__ = [
     "event_from_row",
     "event_params",
     "index_params",
-    "ledger_nodes_for",
+    "ledger_hashes",
+    "node_row",
     "record_from_row",
     "record_params",
     "since_bound",
@@ -46,7 +48,7 @@ __all__ = [
     "subjects_since",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ledger_entries (entry bytes + hashes) replaced ledger_nodes
 
 _NAME_LEN = struct.Struct(">H")
 _VALUE_LEN = struct.Struct(">I")
@@ -291,23 +293,37 @@ def edge_keys(size: int) -> list[tuple[int, int]]:
     return keys
 
 
-def ledger_nodes_for(edge: list[Node], first: int, entries: Sequence[bytes]) -> list[Node]:
-    """Return every node that appending ``entries`` at leaf ``first`` completes, in order.
+def node_row(level: int, idx: int) -> int:
+    """Return the seq of the ledger row that stores node ``(level, idx)``.
+
+    Row ``seq`` stores its leaf hash followed by the hash of every perfect subtree whose last
+    leaf it is (levels 1, 2, ...): node ``(level, idx)`` ends at leaf ``(idx + 1) * 2**level - 1``.
+    """
+    return ((idx + 1) << level) - 1
+
+
+def ledger_hashes(edge: list[Node], first: int, entries: Sequence[bytes]) -> list[bytes]:
+    """Return, for each of ``entries`` appended at leaf ``first``, the ``hashes`` column value:
+    its leaf hash then the hashes of the subtrees it completes, lowest level first.
 
     ``edge`` holds the peaks of the tree of ``first`` leaves, largest first; it is updated in
     place to the peaks of the grown tree.
     """
-    new: list[Node] = []
-    for offset, entry in enumerate(entries):
-        node: Node = (0, first + offset, leaf_hash(entry))
-        new.append(node)
+    out: list[bytes] = []
+    sha256 = hashlib.sha256
+    for pos, entry in enumerate(entries, first):
+        digest = sha256(b"\x00" + entry).digest()
+        blob = [digest]
+        level = 0
         # Merging equal-level peaks is a binary counter: each carry completes one subtree.
-        while edge and edge[-1][0] == node[0]:
+        while edge and edge[-1][0] == level:
             left = edge.pop()
-            node = (node[0] + 1, node[1] >> 1, node_hash(left[2], node[2]))
-            new.append(node)
-        edge.append(node)
-    return new
+            digest = sha256(b"\x01" + left[2] + digest).digest()
+            level += 1
+            blob.append(digest)
+        edge.append((level, pos >> level, digest))
+        out.append(b"".join(blob) if level else digest)
+    return out
 
 
 # --- SQL shared by both backends ---------------------------------------------------------------
@@ -327,7 +343,6 @@ _DML: dict[str, str] = {
         "purpose, case_id, decision, reason, count, break_glass, justification) VALUES (?, ?, "
         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
-    "next_seq": "SELECT COALESCE(MAX(seq) + 1, 0) FROM events",
     "upsert_case": (
         "INSERT INTO cases (case_id, org, purpose, subjects, assigned, opened_by, opened_at, "
         "expires_at, approved_by, approver_role, approved_at, closed_at) VALUES (?, ?, ?, ?, ?, "
@@ -373,10 +388,11 @@ _DML: dict[str, str] = {
         "case_id, decision, reason, count, break_glass, justification FROM events WHERE seq >= "
         "? AND seq < ? ORDER BY seq LIMIT ?"
     ),
-    "insert_node": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
-    "node_key": "(level = ? AND idx = ?)",
-    "level_nodes": (
-        "SELECT idx, hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx "
+    "mark": "?",
+    "insert_entry": "INSERT INTO ledger_entries (seq, entry, hashes) VALUES (?, ?, ?)",
+    "next_entry": "SELECT COALESCE(MAX(seq) + 1, 0) FROM ledger_entries",
+    "ledger_rows": (
+        "SELECT seq, entry, hashes FROM ledger_entries WHERE seq >= ? AND seq < ? ORDER BY seq "
         "LIMIT ?"
     ),
     "subjects_since": (
@@ -386,10 +402,10 @@ _DML: dict[str, str] = {
 }
 
 
-def _node_query(key_sql: str, count: int) -> str:
-    # The text depends only on the number of keys, so statement caches still hit.
-    where = " OR ".join([key_sql] * count)
-    return f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}"  # noqa: S608 (no values)
+def _rows_query(mark: str, count: int) -> str:
+    # The text depends only on the number of rows, so statement caches still hit.
+    marks = ", ".join([mark] * count)
+    return f"SELECT seq, hashes FROM ledger_entries WHERE seq IN ({marks})"  # noqa: S608
 
 
 def statements(placeholder: str) -> dict[str, str]:
@@ -405,6 +421,7 @@ class SQLReads(ABC):
 
     _sql: dict[str, str]
     _ddl: tuple[str, ...]
+    _tip: tuple[int, tuple[Node, ...]] | None = None
     _EVENT_CHUNK = 1000
     _NODE_CHUNK = 64
 
@@ -435,6 +452,12 @@ class SQLReads(ABC):
             version = self._schema_version()
             if version == SCHEMA_VERSION:
                 return
+            if version is not None and version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database has pre-release schema version {version}, whose ledger "
+                    f"layout cannot be upgraded in place; export what you need and create a "
+                    f"new vault with 'custodes init'"
+                )
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
                     f"the database has schema version {version}; this custodes supports "
@@ -532,12 +555,13 @@ class SQLReads(ABC):
             pos = int(rows[-1][0]) + 1
 
     def event_count(self) -> int:
-        """Return the number of events (the next sequence number; seqs have no gaps).
+        """Return the size of the ledger: the next sequence number (seqs have no gaps unless
+        the store was edited behind custodes' back, which ``custodes ledger verify`` reports).
 
         Raises:
             StoreError: the query failed.
         """
-        return int(self._fetch("count events", self._sql["next_seq"], ())[0][0])
+        return int(self._fetch("count ledger entries", self._sql["next_entry"], ())[0][0])
 
     def node(self, level: int, idx: int) -> bytes | None:
         """Return the stored ledger node ``(level, idx)``, or ``None``.
@@ -554,20 +578,26 @@ class SQLReads(ABC):
         Raises:
             StoreError: the query failed.
         """
-        found: dict[tuple[int, int], bytes] = {}
         wanted = sorted(set(keys))
-        for pos in range(0, len(wanted), self._NODE_CHUNK):
-            chunk = wanted[pos : pos + self._NODE_CHUNK]
-            sql = _node_query(self._sql["node_key"], len(chunk))
-            params = [value for key in chunk for value in key]
-            for level, idx, digest in self._fetch("read ledger nodes", sql, params):
-                found[(int(level), int(idx))] = bytes(digest)
+        rows_needed = sorted({node_row(level, idx) for level, idx in wanted})
+        blobs: dict[int, bytes] = {}
+        for pos in range(0, len(rows_needed), self._NODE_CHUNK):
+            chunk = rows_needed[pos : pos + self._NODE_CHUNK]
+            sql = _rows_query(self._sql["mark"], len(chunk))
+            for seq, hashes in self._fetch("read ledger hashes", sql, chunk):
+                blobs[int(seq)] = bytes(hashes)
+        found: dict[tuple[int, int], bytes] = {}
+        for level, idx in wanted:
+            blob = blobs.get(node_row(level, idx))
+            digest = None if blob is None else blob[level * HASH_SIZE : (level + 1) * HASH_SIZE]
+            if digest is not None and len(digest) == HASH_SIZE:
+                found[(level, idx)] = digest
         return found
 
-    def level_nodes(
-        self, level: int, start: int = 0, stop: int | None = None
-    ) -> Iterator[tuple[int, bytes]]:
-        """Yield ``(idx, hash)`` of the stored ledger nodes of ``level`` with ``start <= idx <
+    def ledger_rows(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes, bytes]]:
+        """Yield ``(seq, entry, hashes)`` of the stored ledger rows with ``start <= seq <
         stop``, in order, reading in chunks.
 
         Raises:
@@ -576,10 +606,10 @@ class SQLReads(ABC):
         end = _NO_STOP if stop is None else stop
         pos = max(start, 0)
         while pos < end:
-            params = (level, pos, end, self._EVENT_CHUNK)
-            rows = self._fetch("read ledger nodes", self._sql["level_nodes"], params)
-            for idx, digest in rows:
-                yield int(idx), bytes(digest)
+            params = (pos, end, self._EVENT_CHUNK)
+            rows = self._fetch("read ledger entries", self._sql["ledger_rows"], params)
+            for seq, entry, hashes in rows:
+                yield int(seq), bytes(entry), bytes(hashes)
             if len(rows) < self._EVENT_CHUNK:
                 return
             pos = int(rows[-1][0]) + 1
@@ -608,6 +638,9 @@ class SQLWrites(ABC):
     def __init__(self) -> None:
         self._next_seq: int | None = None
         self._edge: list[Node] | None = None
+        # The store's cached right edge from its last committed append (single writer fast
+        # path); used only when the next seq read under the write lock confirms it.
+        self.tip: tuple[int, tuple[Node, ...]] | None = None
         self.active = True
         self.broken: str | None = None
 
@@ -665,6 +698,9 @@ class SQLWrites(ABC):
     def append_events(self, events: Sequence[AccessEvent]) -> list[int]:
         """Append events in order and return their sequence numbers (consecutive).
 
+        Each event's ledger entry is ``event.canonical(seq)``; its columns also go to the
+        ``events`` table (the queryable projection that ``ledger verify`` checks against it).
+
         Raises:
             StoreError: the backend failed.
         """
@@ -672,39 +708,79 @@ class SQLWrites(ABC):
         if not events:
             return []
         first = self._first_seq() if self._next_seq is None else self._next_seq
-        edge = self._edge if self._edge is not None else self._read_edge(first)
+        self._next_seq = first
         rows = [event_params(first + i, event) for i, event in enumerate(events)]
-        # Recomputed from the tables if the batch fails part-way.
-        self._next_seq, self._edge = None, None
-        nodes = ledger_nodes_for(edge, first, [event.canonical() for event in events])
+        entries = [event.canonical(first + i) for i, event in enumerate(events)]
+        seqs = self.append_entries(entries)
         try:
             self._run_many("append events", self._sql["insert_event"], rows)
-            self._run_many("append ledger nodes", self._sql["insert_node"], nodes)
         except StoreError:
-            # Half a batch (events without their nodes) must never commit, even if the caller
-            # swallows this error: the transaction refuses to commit once this is set.
             self.broken = "appending access events failed inside this transaction"
             raise
-        self._next_seq, self._edge = first + len(rows), edge
-        return list(range(first, first + len(rows)))
+        return seqs
+
+    def append_entries(self, entries: Sequence[bytes]) -> list[int]:
+        """Append raw ledger entries with their Merkle hashes; return their sequence numbers.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        if not entries:
+            return []
+        first = self._first_seq() if self._next_seq is None else self._next_seq
+        if self._edge is not None:
+            edge = self._edge
+        elif self.tip is not None and self.tip[0] == first:
+            edge = list(self.tip[1])
+        else:
+            edge = self._read_edge(first)
+        # Recomputed from the tables if the batch fails part-way.
+        self._next_seq, self._edge = None, None
+        hashes = ledger_hashes(edge, first, entries)
+        try:
+            self._run_many(
+                "append ledger entries",
+                self._sql["insert_entry"],
+                list(zip(range(first, first + len(entries)), entries, hashes, strict=True)),
+            )
+        except StoreError:
+            # Half a batch must never commit, even if the caller swallows this error: the
+            # transaction refuses to commit once this is set.
+            self.broken = "appending ledger entries failed inside this transaction"
+            raise
+        self._next_seq, self._edge = first + len(entries), edge
+        return list(range(first, first + len(entries)))
+
+    @property
+    def tip_after(self) -> tuple[int, tuple[Node, ...]] | None:
+        """The ledger's size and right edge after this transaction's appends, if any."""
+        if self._next_seq is None or self._edge is None:
+            return None
+        return self._next_seq, tuple(self._edge)
 
     def _read_edge(self, size: int) -> list[Node]:
         # The peaks of the current tree are all a new leaf can merge with: O(log n) nodes.
         keys = edge_keys(size)
         if not keys:
             return []
-        sql = _node_query(self._sql["node_key"], len(keys))
-        params = [value for key in keys for value in key]
-        rows = self._fetch("read the ledger's right edge", sql, params)
-        found = {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
-        missing = [key for key in keys if key not in found]
-        if missing:
-            level, idx = missing[0]
-            raise StoreError(
-                f"the ledger node at level {level}, index {idx} is missing for the "
-                f"{size} stored events; run 'custodes ledger verify'"
-            )
-        return [(level, idx, found[(level, idx)]) for level, idx in keys]
+        rows = [node_row(level, idx) for level, idx in keys]
+        sql = _rows_query(self._sql["mark"], len(rows))
+        found = {
+            int(seq): bytes(blob)
+            for seq, blob in self._fetch("read the ledger's right edge", sql, rows)
+        }
+        edge: list[Node] = []
+        for level, idx in keys:
+            blob = found.get(node_row(level, idx), b"")
+            digest = blob[level * HASH_SIZE : (level + 1) * HASH_SIZE]
+            if len(digest) != HASH_SIZE:
+                raise StoreError(
+                    f"the ledger hash at level {level}, index {idx} is missing for the "
+                    f"{size} stored entries; run 'custodes ledger verify'"
+                )
+            edge.append((level, idx, digest))
+        return edge
 
     def put_case(self, case: Case) -> None:
         """Insert a case or replace the stored state of an existing one.

@@ -42,23 +42,23 @@ _DDL = (
     "DROP TRIGGER IF EXISTS events_no_truncate ON events",
     "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
     "FOR EACH STATEMENT EXECUTE FUNCTION custodes_events_append_only()",
-    "CREATE TABLE IF NOT EXISTS ledger_nodes (level smallint NOT NULL CHECK (level >= 0), "
-    "idx bigint NOT NULL CHECK (idx >= 0), hash bytea NOT NULL, PRIMARY KEY (level, idx))",
-    "CREATE OR REPLACE FUNCTION custodes_ledger_nodes_append_only() RETURNS trigger "
-    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'ledger nodes are append-only'; END $$",
-    "DROP TRIGGER IF EXISTS ledger_nodes_append_only ON ledger_nodes",
-    "CREATE TRIGGER ledger_nodes_append_only BEFORE UPDATE OR DELETE ON ledger_nodes "
-    "FOR EACH ROW EXECUTE FUNCTION custodes_ledger_nodes_append_only()",
-    "DROP TRIGGER IF EXISTS ledger_nodes_no_truncate ON ledger_nodes",
-    "CREATE TRIGGER ledger_nodes_no_truncate BEFORE TRUNCATE ON ledger_nodes "
-    "FOR EACH STATEMENT EXECUTE FUNCTION custodes_ledger_nodes_append_only()",
+    "CREATE TABLE IF NOT EXISTS ledger_entries (seq bigint PRIMARY KEY CHECK (seq >= 0), "
+    "entry bytea NOT NULL, hashes bytea NOT NULL)",
+    "CREATE OR REPLACE FUNCTION custodes_ledger_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$",
+    "DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries",
+    "CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries "
+    "FOR EACH ROW EXECUTE FUNCTION custodes_ledger_append_only()",
+    "DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries",
+    "CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
+    "FOR EACH STATEMENT EXECUTE FUNCTION custodes_ledger_append_only()",
     "CREATE TABLE IF NOT EXISTS cases (case_id text PRIMARY KEY, org text NOT NULL, "
     "purpose text NOT NULL, subjects bytea NOT NULL, assigned text NOT NULL, "
     "opened_by text NOT NULL, opened_at text NOT NULL, expires_at text, approved_by text, "
     "approver_role text, approved_at text, closed_at text)",
     "CREATE TABLE IF NOT EXISTS accessors (accessor text PRIMARY KEY, org text NOT NULL, "
     "role text NOT NULL, active boolean NOT NULL)",
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING",
 )
 
 
@@ -93,7 +93,7 @@ class _PostgresTx(SQLWrites):
         # rather than computing the same max+1.
         try:
             self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQ_LOCK,))
-            row = self._conn.execute(_SQL["next_seq"]).fetchone()
+            row = self._conn.execute(_SQL["next_entry"]).fetchone()
         except psycopg.Error as exc:
             raise _error("number an event", exc) from exc
         assert row is not None  # noqa: S101 (an aggregate always returns one row)
@@ -146,6 +146,7 @@ class PostgresStore(SQLReads):
         """
         with self._lock:
             tx = _PostgresTx(self._conn)
+            tx.tip, self._tip = self._tip, None
             body_done = False
             try:
                 with self._conn.transaction():
@@ -160,6 +161,7 @@ class PostgresStore(SQLReads):
             except psycopg.Error as exc:
                 op = "commit a transaction" if body_done else "complete a transaction"
                 raise _error(op, exc) from exc
+            self._tip = tx.tip_after or tx.tip
 
     def close(self) -> None:
         """Close the connection; later calls raise StoreError."""

@@ -33,6 +33,9 @@ class StoreTx(Protocol):
     def append_events(self, events: Sequence[AccessEvent]) -> list[int]:
         """Append events in order and return their (consecutive) sequence numbers."""
 
+    def append_entries(self, entries: Sequence[bytes]) -> list[int]:
+        """Append raw ledger entries with their Merkle hashes; return their sequence numbers."""
+
     def put_case(self, case: Case) -> None:
         """Insert a case or replace the stored state of an existing one."""
 
@@ -82,24 +85,24 @@ class Store(Protocol):
         """Yield ``(seq, event)`` for ``start <= seq < stop`` in order."""
 
     def event_count(self) -> int:
-        """Return the number of events (the next sequence number)."""
+        """Return the size of the ledger (the next sequence number)."""
 
     def node(self, level: int, idx: int) -> bytes | None:
         """Return the ledger's Merkle node ``(level, idx)``, or ``None``.
 
-        Level 0 holds leaf hashes (``idx`` is the event's seq); node ``(k, i)`` is the hash of
-        the perfect subtree over leaves ``i * 2**k .. (i + 1) * 2**k - 1``. Appending an event
-        stores its leaf and every subtree it completes in the same transaction.
+        Level 0 holds leaf hashes (``idx`` is the entry's seq); node ``(k, i)`` is the hash of
+        the perfect subtree over leaves ``i * 2**k .. (i + 1) * 2**k - 1``. Appending an entry
+        stores its leaf and every subtree it completes in the same row and transaction.
         """
 
     def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """Return the stored ledger nodes among ``keys``; absent ones are left out."""
 
-    def level_nodes(
-        self, level: int, start: int = 0, stop: int | None = None
-    ) -> Iterator[tuple[int, bytes]]:
-        """Yield ``(idx, hash)`` of the stored ledger nodes of ``level`` for ``start <= idx <
-        stop``, in order."""
+    def ledger_rows(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, bytes, bytes]]:
+        """Yield ``(seq, entry, hashes)`` of the stored ledger rows for ``start <= seq <
+        stop``, in order: the entry bytes, then its leaf hash and completed-subtree hashes."""
 
     def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
         """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after

@@ -35,20 +35,19 @@ _DDL = (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
-    "CREATE TABLE IF NOT EXISTS ledger_nodes (level INTEGER NOT NULL CHECK (level >= 0), "
-    "idx INTEGER NOT NULL CHECK (idx >= 0), hash BLOB NOT NULL, PRIMARY KEY (level, idx)) "
-    "WITHOUT ROWID",
-    "CREATE TRIGGER IF NOT EXISTS ledger_nodes_no_update BEFORE UPDATE ON ledger_nodes "
-    "BEGIN SELECT RAISE(ABORT, 'ledger nodes are append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_nodes_no_delete BEFORE DELETE ON ledger_nodes "
-    "BEGIN SELECT RAISE(ABORT, 'ledger nodes are append-only'); END",
+    "CREATE TABLE IF NOT EXISTS ledger_entries (seq INTEGER PRIMARY KEY CHECK (seq >= 0), "
+    "entry BLOB NOT NULL, hashes BLOB NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS ledger_entries_no_delete BEFORE DELETE ON ledger_entries "
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
     "CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, org TEXT NOT NULL, "
     "purpose TEXT NOT NULL, subjects BLOB NOT NULL, assigned TEXT NOT NULL, "
     "opened_by TEXT NOT NULL, opened_at TEXT NOT NULL, expires_at TEXT, approved_by TEXT, "
     "approver_role TEXT, approved_at TEXT, closed_at TEXT)",
     "CREATE TABLE IF NOT EXISTS accessors (accessor TEXT PRIMARY KEY, org TEXT NOT NULL, "
     "role TEXT NOT NULL, active INTEGER NOT NULL)",
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING",
 )
 
 
@@ -80,7 +79,7 @@ class _SQLiteTx(SQLWrites):
     def _first_seq(self) -> int:
         # BEGIN IMMEDIATE already holds the database's write lock, so max+1 cannot race.
         try:
-            return int(self._conn.execute(_SQL["next_seq"]).fetchone()[0])
+            return int(self._conn.execute(_SQL["next_entry"]).fetchone()[0])
         except sqlite3.Error as exc:
             raise _error("number an event", exc) from exc
 
@@ -130,6 +129,7 @@ class SQLiteStore(SQLReads):
         with self._lock:
             self._control("BEGIN IMMEDIATE", "begin a transaction")
             tx = _SQLiteTx(self._conn)
+            tx.tip, self._tip = self._tip, None
             try:
                 yield tx
             except BaseException as exc:
@@ -143,6 +143,7 @@ class SQLiteStore(SQLReads):
                 self._rollback()
                 raise StoreError(f"{tx.broken}; the transaction was rolled back")
             self._commit()
+            self._tip = tx.tip_after or tx.tip
 
     def _control(self, statement: str, op: str) -> None:
         try:
