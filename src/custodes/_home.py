@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
 
-from custodes.config import Settings
+from custodes.config import Settings, default_origin
 from custodes.crypto import LocalKeyFile, SubjectKeyStore
 from custodes.errors import ConfigError
+from custodes.ledger._checkpoint import atomic_write, create_signing_key
+from custodes.ledger.note import NoteSigner
 from custodes.store import open_store
 
 __all__ = ["init_home"]
@@ -37,6 +40,13 @@ path = "policy.toml"
 find_cap = 100
 max_value_bytes = 4096
 key_cache = 100000
+
+[ledger]
+# The name on every signed checkpoint (and of the log's signing key, keys/log-signing.key).
+# Witnesses pin the key by this name: do not change it once checkpoints were published.
+origin = {origin}
+checkpoint_every = 1000
+checkpoint_seconds = 60
 """
 
 
@@ -57,7 +67,8 @@ def init_home(
         raise ConfigError("backend 'postgres' needs --url")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     location = 'path = "data/custodes.db"' if backend == "sqlite" else f'url = "{url}"'
-    text = _TEMPLATE.format(tenant=tenant, backend=backend, location=location)
+    origin = json.dumps(default_origin(tenant), ensure_ascii=False)
+    text = _TEMPLATE.format(tenant=tenant, backend=backend, location=location, origin=origin)
     defaults = resources.files("custodes") / "defaults"
     _write_new(home / "schema.toml", (defaults / "schema.toml").read_text(encoding="utf-8"))
     _write_new(home / "policy.toml", (defaults / "policy.toml").read_text(encoding="utf-8"))
@@ -65,12 +76,21 @@ def init_home(
     settings = Settings.load(home)
     LocalKeyFile.create(settings.root_key_path)
     SubjectKeyStore(settings.keystore_path).close()
+    _create_log_key(settings)
     store = open_store(settings.store)
     try:
         store.migrate()
     finally:
         store.close()
     return settings
+
+
+def _create_log_key(settings: Settings) -> None:
+    """The checkpoint signing key beside the other keys, and its public vkey for witnesses."""
+    raw = create_signing_key(settings.log_signing_key_path, what="log signing key")
+    signer = NoteSigner.from_private_bytes(settings.ledger_origin, raw)
+    atomic_write(settings.log_vkey_path, signer.vkey + "\n")
+    settings.ledger_dir.mkdir(mode=0o700, exist_ok=True)
 
 
 def _write_new(path: Path, text: str) -> None:

@@ -7,6 +7,7 @@ Every setting is declared once below with its help text (``SETTINGS_HELP``); the
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from typing import Any, Literal
 
 from custodes.errors import ConfigError
 
-__all__ = ["SETTINGS_HELP", "Settings", "StoreSettings", "default_home"]
+__all__ = ["SETTINGS_HELP", "Settings", "StoreSettings", "default_home", "default_origin"]
 
 Backend = Literal["sqlite", "postgres"]
 Durability = Literal["normal", "full"]
+# Characters a C2SP signed-note key name (and so a checkpoint origin here) cannot hold.
+_NOT_IN_ORIGIN = re.compile(r"[\s+\x00-\x1f\x7f]")
 
 SETTINGS_HELP: dict[str, str] = {
     "tenant": "Name of the organization's tenant; bound into every ciphertext and token.",
@@ -33,6 +36,11 @@ SETTINGS_HELP: dict[str, str] = {
     "limits.find_cap": "Most records one find may return; larger results are refused.",
     "limits.max_value_bytes": "Largest field value accepted, in UTF-8 bytes.",
     "limits.key_cache": "How many unwrapped subject data keys are kept in memory (LRU).",
+    "ledger.origin": "The log's name on its signed checkpoints (C2SP origin line, also the "
+    "signing key's name); default 'custodes.local/<tenant>'.",
+    "ledger.checkpoint_every": "Sign a checkpoint once the ledger has grown by this many entries.",
+    "ledger.checkpoint_seconds": "Sign a checkpoint once this many seconds have passed since the "
+    "last one, if the ledger grew.",
 }
 
 
@@ -64,6 +72,9 @@ class Settings:
     find_cap: int = 100
     max_value_bytes: int = 4096
     key_cache: int = 100_000
+    ledger_origin: str = "custodes.local/default"
+    checkpoint_every: int = 1000
+    checkpoint_seconds: int = 60
 
     @property
     def root_key_path(self) -> Path:
@@ -74,6 +85,21 @@ class Settings:
     def keystore_path(self) -> Path:
         """The subject data-key store (wrapped keys), kept apart from the database."""
         return self.keys_dir / "subject-keys.db"
+
+    @property
+    def log_signing_key_path(self) -> Path:
+        """The log's Ed25519 checkpoint signing key (private, mode 0600)."""
+        return self.keys_dir / "log-signing.key"
+
+    @property
+    def log_vkey_path(self) -> Path:
+        """The log's public verifier key (C2SP vkey), to hand to witnesses."""
+        return self.keys_dir / "log.vkey"
+
+    @property
+    def ledger_dir(self) -> Path:
+        """Signed checkpoints and witness cosignatures (files, not the database)."""
+        return self.home / "ledger"
 
     @classmethod
     def load(cls, home: Path) -> Settings:
@@ -123,9 +149,11 @@ class Settings:
         if backend == "sqlite" and store.path.parent.resolve() == keys_dir.resolve():
             raise ConfigError("keys.dir must not be the directory that holds the database")
         limits = _table(raw, "limits")
+        ledger = _table(raw, "ledger")
+        tenant = _text(raw.get("tenant", "default"), "tenant")
         return cls(
             home=home,
-            tenant=_text(raw.get("tenant", "default"), "tenant"),
+            tenant=tenant,
             store=store,
             keys_dir=keys_dir,
             schema_path=_under(home, _table(raw, "schema").get("path", "schema.toml")),
@@ -135,6 +163,13 @@ class Settings:
                 limits.get("max_value_bytes", 4096), "limits.max_value_bytes"
             ),
             key_cache=_positive(limits.get("key_cache", 100_000), "limits.key_cache"),
+            ledger_origin=_origin(ledger.get("origin", default_origin(tenant))),
+            checkpoint_every=_positive(
+                ledger.get("checkpoint_every", 1000), "ledger.checkpoint_every"
+            ),
+            checkpoint_seconds=_positive(
+                ledger.get("checkpoint_seconds", 60), "ledger.checkpoint_seconds"
+            ),
         )
 
 
@@ -157,6 +192,25 @@ def _under(home: Path, value: object) -> Path:
 def _text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{name} must be a non-empty string")
+    return value
+
+
+def default_origin(tenant: str) -> str:
+    """Return the default checkpoint origin of a tenant, ``custodes.local/<tenant>``.
+
+    Characters a signed-note key name cannot hold (space, '+', control) become '-'.
+    """
+    return "custodes.local/" + _NOT_IN_ORIGIN.sub("-", tenant)
+
+
+def _origin(value: object) -> str:
+    # The origin is also the signing key's name on every signature line (C2SP signed-note),
+    # so it must be a valid key name: no space, no '+', no control character.
+    if not isinstance(value, str) or not value or _NOT_IN_ORIGIN.search(value):
+        raise ConfigError(
+            "ledger.origin must be a non-empty string without spaces, newlines, control "
+            f"characters or '+', not {value!r}"
+        )
     return value
 
 

@@ -9,6 +9,7 @@ plaintext leaves this module, and if it cannot be committed the caller gets
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,12 +24,13 @@ from custodes.errors import (
     AccessDenied,
     AuditFailure,
     CryptoError,
+    CustodesError,
     InputError,
     IntegrityError,
     NotFound,
     StoreError,
 )
-from custodes.ledger import Ledger
+from custodes.ledger import CheckpointLog, Ledger
 from custodes.model import (
     Access,
     AccessEvent,
@@ -49,6 +51,7 @@ __all__ = ["Record", "Vault"]
 # Characters that make a lookup a pattern rather than a value. Exact match only: a vault that
 # answers prefix or wildcard queries is a vault that can be enumerated.
 _PATTERN_CHARS = frozenset("*%?")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class Vault:
         envelope: Envelope,
         index: BlindIndex,
         clock: Clock = system_clock,
+        checkpoints: CheckpointLog | None = None,
     ) -> None:
         self.settings = settings
         self.schema = schema
@@ -105,6 +109,7 @@ class Vault:
         self._envelope = envelope
         self._index = index
         self._clock = clock
+        self._checkpoints = checkpoints
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
         self._zone = ZoneInfo(policy.timezone)
 
@@ -119,6 +124,7 @@ class Vault:
         schema = Schema.load(settings.schema_path)
         policy = Policy.load(settings.policy_path, schema=schema)
         root = LocalKeyFile.open(settings.root_key_path).root_keys(settings.tenant)
+        checkpoints = CheckpointLog.open(settings)
         keystore = SubjectKeyStore(settings.keystore_path)
         store = open_store(settings.store)
         store.migrate()
@@ -136,6 +142,7 @@ class Vault:
             envelope=envelope,
             index=index,
             clock=clock,
+            checkpoints=checkpoints,
         )
 
     @property
@@ -362,7 +369,7 @@ class Vault:
         try:
             with self.store.transaction() as tx:
                 deleted = tx.delete_subject_records(subj.ref)
-                tx.append_event(
+                seq = tx.append_event(
                     self._event(access, Action.SHRED, None, (), subj, decision, deleted, now)
                 )
         except StoreError as exc:
@@ -373,6 +380,7 @@ class Vault:
             raise CryptoError(
                 "the records were deleted but the data key could not be destroyed; run shred again"
             ) from exc
+        self._maybe_checkpoint(seq + 1)
         return deleted
 
     def explain(
@@ -502,6 +510,10 @@ class Vault:
     def pseudonym(self, subject: str) -> str:
         """Return the subject's ledger pseudonym (for the subject themselves, via the portal)."""
         return self._subject(subject).pseudonym
+
+    def case_subjects(self, case: Case) -> list[str]:
+        """Return the ledger pseudonyms of the subjects ``case`` names, sorted (for exports)."""
+        return sorted(self._index.pseudonym_of_ref(ref) for ref in case.subjects)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -745,9 +757,10 @@ class Vault:
         try:
             with self.store.transaction() as tx:
                 tx.put_case(case)
-                tx.append_event(event)
+                seq = tx.append_event(event)
         except StoreError as exc:
             raise AuditFailure(f"case change refused: {exc.diagnostics()}") from exc
+        self._maybe_checkpoint(seq + 1)
 
     def _known_accessors(self, ids: Iterable[str], org: str) -> list[str]:
         team = []
@@ -771,9 +784,26 @@ class Vault:
             with self.store.transaction() as tx:
                 if rows:
                     tx.insert_records(rows)
-                tx.append_events(events)
+                seqs = tx.append_events(events)
         except StoreError as exc:
             raise AuditFailure(
                 "the access could not be recorded, so nothing was written or returned "
                 f"({exc.diagnostics()})"
             ) from exc
+        if seqs:
+            self._maybe_checkpoint(seqs[-1] + 1)
+
+    def _maybe_checkpoint(self, size: int) -> None:
+        """Sign a checkpoint if one is due; called after events are committed.
+
+        The events are durable already, so a failure here must not fail the call: it is logged
+        and, the checkpoint still being due, retried after the next commit.
+        """
+        if self._checkpoints is None:
+            return
+        try:
+            self._checkpoints.maybe_sign(self.ledger, self._clock(), size=size)
+        except (CustodesError, OSError):
+            _log.exception(
+                "could not sign a checkpoint of the access ledger at size %d; will retry", size
+            )

@@ -7,7 +7,16 @@ from custodes.ledger import merkle, note
 
 
 def test_package_exports_both_modules_public_names() -> None:
-    expected = {*merkle.__all__, *note.__all__, "merkle", "note", "Ledger", "LedgerTamperError"}
+    expected = {
+        *merkle.__all__,
+        *note.__all__,
+        "merkle",
+        "note",
+        "Ledger",
+        "LedgerTamperError",
+        "CheckpointLog",
+        "SignedCheckpoint",
+    }
     assert set(custodes.ledger.__all__) == expected
     for name in custodes.ledger.__all__:
         assert getattr(custodes.ledger, name) is not None

@@ -3,12 +3,15 @@
 ``custodes.ledger.merkle`` hashes trees, makes proofs and verifies them;
 ``custodes.ledger.note`` signs and opens notes, checkpoints and witness cosignatures. Neither
 touches storage. :class:`Ledger` serves roots and proofs from the Merkle nodes the store keeps
-beside its events, and verifies the stored log against them.
+beside its events, and verifies the stored log against them. :class:`CheckpointLog` signs
+checkpoints of it into files of the vault home; ``custodes.ledger.witness`` checks and cosigns
+them.
 """
 
 from __future__ import annotations
 
 from custodes.ledger import merkle, note
+from custodes.ledger._checkpoint import CheckpointLog, SignedCheckpoint
 from custodes.ledger._log import Ledger, LedgerTamperError
 from custodes.ledger.merkle import (
     HASH_SIZE,
@@ -47,9 +50,11 @@ __all__ = [
     "ALG_ED25519",
     "HASH_SIZE",
     "Checkpoint",
+    "CheckpointLog",
     "Ledger",
     "LedgerTamperError",
     "NoteSigner",
+    "SignedCheckpoint",
     "WitnessSigner",
     "combine_peaks",
     "consistency_proof",
