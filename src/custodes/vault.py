@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
+from custodes._groupcommit import GroupCommit
 from custodes.clock import Clock, system_clock
 from custodes.config import Settings
 from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKey, SubjectKeyStore
@@ -110,6 +111,11 @@ class Vault:
         self._index = index
         self._clock = clock
         self._checkpoints = checkpoints
+        # Event-only commits (reads, finds, denials) from concurrent callers share one
+        # transaction; each caller still returns only once its own event is durable.
+        self._events_writer: GroupCommit[Sequence[AccessEvent], list[int]] = GroupCommit(
+            self._write_events
+        )
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
         self._zone = ZoneInfo(policy.timezone)
 
@@ -781,10 +787,12 @@ class Vault:
     ) -> None:
         """Commit records (if any) and their events in one transaction, or raise AuditFailure."""
         try:
-            with self.store.transaction() as tx:
-                if rows:
+            if rows:
+                with self.store.transaction() as tx:
                     tx.insert_records(rows)
-                seqs = tx.append_events(events)
+                    seqs = tx.append_events(events)
+            else:
+                seqs = self._events_writer.submit(events)
         except StoreError as exc:
             raise AuditFailure(
                 "the access could not be recorded, so nothing was written or returned "
@@ -792,6 +800,16 @@ class Vault:
             ) from exc
         if seqs:
             self._maybe_checkpoint(seqs[-1] + 1)
+
+    def _write_events(self, batches: list[Sequence[AccessEvent]]) -> list[list[int]]:
+        """Append the events of several callers in one transaction; return each one's seqs."""
+        with self.store.transaction() as tx:
+            seqs = tx.append_events([event for events in batches for event in events])
+        out, pos = [], 0
+        for events in batches:
+            out.append(seqs[pos : pos + len(events)])
+            pos += len(events)
+        return out
 
     def _maybe_checkpoint(self, size: int) -> None:
         """Sign a checkpoint if one is due; called after events are committed.
