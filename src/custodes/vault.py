@@ -577,21 +577,15 @@ class Vault:
         if not stored:
             return []
         key = self._envelope.subject_key(ref)
+        open_fields = self._envelope.open_fields
         out = []
         for rec in stored:
             if rec.subject_ref != ref:
                 raise IntegrityError(f"record {rec.record_id} is not the subject's")
-            values = {
-                name: self._envelope.open(
-                    key,
-                    rec.fields[name],
-                    collection=rec.collection,
-                    record_id=rec.record_id,
-                    field=name,
-                ).decode()
-                for name in fields
-                if name in rec.fields
-            }
+            opened = open_fields(
+                key, rec.fields, fields, collection=rec.collection, record_id=rec.record_id
+            )
+            values = {name: value.decode() for name, value in opened.items()}
             out.append(Record(rec.record_id, rec.collection, rec.created_at, values))
         return out
 
@@ -656,6 +650,13 @@ class Vault:
         subj: _Subject | None,
         now: datetime,
     ) -> Decision:
+        # Most accesses are decided by their names alone (no case, hours or daily limit):
+        # then neither the case nor today's subjects need loading.
+        timeless = self.policy.timeless_decision(
+            access=access, action=action, collection=collection, fields=fields, now=now
+        )
+        if timeless is not None:
+            return timeless
         case = self.store.case(access.case) if access.case else None
         return self.policy.decide(
             access=access,

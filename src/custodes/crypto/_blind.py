@@ -6,7 +6,6 @@ enough to enumerate), so every token here is keyed with a key kept outside the d
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from custodes.crypto._keys import KEY_BYTES, length_prefixed, utf8
@@ -37,6 +36,11 @@ class BlindIndex:
         self._tenant = utf8(tenant, "tenant")
         self._index_key = index_key
         self._pseudonym_key = pseudonym_key
+        # The constant leading parts of each HMAC input, encoded once (hot read path): the
+        # input stays length_prefixed(label, tenant, ...), byte for byte.
+        self._subject_head = length_prefixed(b"subject", self._tenant)
+        self._field_head = length_prefixed(b"field", self._tenant)
+        self._pseudonym_head = length_prefixed(b"pseudonym", self._tenant)
 
     def __repr__(self) -> str:
         return f"BlindIndex(tenant={self.tenant!r})"
@@ -47,8 +51,8 @@ class BlindIndex:
         Raises:
             InputError: ``id_number`` is not valid text.
         """
-        parts = (b"subject", self._tenant, utf8(id_number, "id_number"))
-        return _mac(self._index_key, parts)
+        message = self._subject_head + length_prefixed(utf8(id_number, "id_number"))
+        return _mac(self._index_key, message)
 
     def token(self, collection: str, field: str, value: str) -> bytes:
         """Return the 32-byte lookup token of a field value.
@@ -56,14 +60,12 @@ class BlindIndex:
         Raises:
             InputError: an argument is not valid text.
         """
-        parts = (
-            b"field",
-            self._tenant,
+        message = self._field_head + length_prefixed(
             utf8(collection, "collection"),
             utf8(field, "field"),
             utf8(value, f"value of field {field!r}"),
         )
-        return _mac(self._index_key, parts)
+        return _mac(self._index_key, message)
 
     def pseudonym(self, id_number: str) -> str:
         """Return the subject's public pseudonym: 32 lowercase hex characters.
@@ -86,9 +88,9 @@ class BlindIndex:
         """
         if not isinstance(subject_ref, bytes) or not subject_ref:
             raise InputError("subject_ref must be non-empty bytes")
-        parts = (b"pseudonym", self._tenant, subject_ref)
-        return _mac(self._pseudonym_key, parts)[:_PSEUDONYM_BYTES].hex()
+        message = self._pseudonym_head + length_prefixed(subject_ref)
+        return _mac(self._pseudonym_key, message)[:_PSEUDONYM_BYTES].hex()
 
 
-def _mac(key: bytes, parts: tuple[bytes, ...]) -> bytes:
-    return hmac.new(key, length_prefixed(*parts), hashlib.sha256).digest()
+def _mac(key: bytes, message: bytes) -> bytes:
+    return hmac.digest(key, message, "sha256")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -28,16 +28,27 @@ _MIN_LEN = len(VERSION) + NONCE_BYTES + TAG_BYTES
 _FIELD_AD = b"custodes/field/v1"
 _DEK_AD = b"custodes/dek/v1"
 _AUDIT_AD = b"custodes/audit/v1"
+# Bound on each cache of encoded names (collections, fields): names come from the schema, but a
+# caller of this class may pass anything, so the caches must not grow without limit.
+_NAME_CACHE = 256
 
 
 class SubjectKey:
     """One subject's unwrapped data key, ready to use; the key bytes are not exposed."""
 
-    __slots__ = ("_aead", "subject_ref")
+    __slots__ = ("_ad_tail", "_aead", "_subject_ref")
 
     def __init__(self, subject_ref: bytes, aead: AESGCM) -> None:
-        self.subject_ref = subject_ref
+        self._subject_ref = subject_ref
         self._aead = aead
+        # The subject's part of every field AD, which ends with it (see Envelope._field_ad);
+        # the reference is read-only so the two cannot disagree.
+        self._ad_tail = length_prefixed(subject_ref)
+
+    @property
+    def subject_ref(self) -> bytes:
+        """The subject reference this key belongs to (bound into every field's AD)."""
+        return self._subject_ref
 
     def __repr__(self) -> str:
         return f"SubjectKey(subject_ref={self.subject_ref[:4].hex()}…)"
@@ -81,6 +92,7 @@ class Envelope:
         self.tenant = tenant
         self._tenant = utf8(tenant, "tenant")
         self._ad_heads: dict[str, bytes] = {}
+        self._ad_fields: dict[str, bytes] = {}
         self._kek = AESGCM(root_keys.kek)
         self._audit = AESGCM(root_keys.audit_key)
         self._keystore = keystore
@@ -106,6 +118,10 @@ class Envelope:
             IntegrityError: the stored wrapped key fails to unwrap (tampered or misplaced).
             StoreError: the key store failed.
         """
+        with self._lock:
+            key = self._cached(subject_ref)
+        if key is not None:
+            return key  # a cached key is current: shred evicts under the same lock
         return self.subject_keys([subject_ref], create=create)[subject_ref]
 
     def subject_keys(
@@ -140,7 +156,7 @@ class Envelope:
         Raises:
             InputError: a name is not valid text.
         """
-        ad = self._field_ad(key.subject_ref, collection, record_id, field)
+        ad = self._field_ad(key, collection, record_id, field)
         return _seal(key._aead, plaintext, ad)
 
     def open(
@@ -151,14 +167,41 @@ class Envelope:
         Raises:
             IntegrityError: the ciphertext is malformed, altered, or belongs somewhere else.
         """
-        ad = self._field_ad(key.subject_ref, collection, record_id, field)
+        ad = self._field_ad(key, collection, record_id, field)
         plaintext = _open(key._aead, ciphertext, ad)
         if plaintext is None:
-            raise IntegrityError(
-                f"field {field!r} of record {record_id!r} in collection {collection!r} failed "
-                "authentication: the ciphertext was altered, moved or swapped"
-            )
+            raise _field_failed(collection, record_id, field)
         return plaintext
+
+    def open_fields(
+        self,
+        key: SubjectKey,
+        sealed: Mapping[str, bytes],
+        names: Iterable[str],
+        *,
+        collection: str,
+        record_id: str,
+    ) -> dict[str, bytes]:
+        """Decrypt the fields ``names`` of one record (those it has), as :meth:`open` would.
+
+        Raises:
+            InputError: a name is not valid text.
+            IntegrityError: a ciphertext is malformed, altered, or belongs somewhere else.
+        """
+        # The AD is built from parts encoded once per collection, record, field and subject;
+        # the bytes are those of _field_ad.
+        record_head = self._ad_head(collection) + length_prefixed(utf8(record_id, "record id"))
+        tail, aead, field_parts = key._ad_tail, key._aead, self._ad_fields
+        opened: dict[str, bytes] = {}
+        for name in names:
+            if name not in sealed:
+                continue
+            part = field_parts.get(name) or self._ad_field(name)
+            plaintext = _open(aead, sealed[name], record_head + part + tail)
+            if plaintext is None:
+                raise _field_failed(collection, record_id, name)
+            opened[name] = plaintext
+        return opened
 
     def shred(self, subject_ref: bytes) -> bool:
         """Delete a subject's data key for good; return whether there was one.
@@ -233,16 +276,41 @@ class Envelope:
     def _dek_ad(self, subject_ref: bytes) -> bytes:
         return _DEK_AD + length_prefixed(self._tenant, subject_ref)
 
-    def _field_ad(self, subject_ref: bytes, collection: str, record_id: str, field: str) -> bytes:
-        # Same bytes as _FIELD_AD + length_prefixed(tenant, collection, record_id, field, ref);
-        # the tenant and collection prefix is computed once per collection (hot read path).
-        head = self._ad_heads.get(collection)
-        if head is None:
-            head = _FIELD_AD + length_prefixed(self._tenant, utf8(collection, "collection"))
-            self._ad_heads[collection] = head
-        return head + length_prefixed(
-            utf8(record_id, "record id"), utf8(field, "field"), subject_ref
+    def _field_ad(self, key: SubjectKey, collection: str, record_id: str, field: str) -> bytes:
+        # _FIELD_AD + length_prefixed(tenant, collection, record_id, field, subject_ref), from
+        # parts encoded once (hot read path).
+        record = length_prefixed(utf8(record_id, "record id"))
+        return self._ad_head(collection) + record + self._ad_field(field) + key._ad_tail
+
+    def _ad_head(self, collection: str) -> bytes:
+        return _memo(
+            self._ad_heads,
+            collection,
+            lambda name: _FIELD_AD + length_prefixed(self._tenant, utf8(name, "collection")),
         )
+
+    def _ad_field(self, field: str) -> bytes:
+        return _memo(self._ad_fields, field, lambda name: length_prefixed(utf8(name, "field")))
 
     def _audit_ad(self, context: bytes) -> bytes:
         return _AUDIT_AD + length_prefixed(self._tenant, context)
+
+
+def _memo(cache: dict[str, bytes], name: str, encode: Callable[[str], bytes]) -> bytes:
+    """Return ``encode(name)``, remembered in ``cache`` (at most ``_NAME_CACHE`` names)."""
+    if not isinstance(name, str):
+        return encode(name)  # raises InputError, naming what was expected
+    found = cache.get(name)
+    if found is None:
+        found = encode(name)
+        if len(cache) >= _NAME_CACHE:
+            cache.clear()  # atomic under the GIL, unlike evicting one entry while others read
+        cache[name] = found
+    return found
+
+
+def _field_failed(collection: str, record_id: str, field: str) -> IntegrityError:
+    return IntegrityError(
+        f"field {field!r} of record {record_id!r} in collection {collection!r} failed "
+        "authentication: the ciphertext was altered, moved or swapped"
+    )

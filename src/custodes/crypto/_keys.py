@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,7 +23,7 @@ __all__ = ["KeyProvider", "LocalKeyFile", "RootKeys", "length_prefixed", "utf8"]
 KEY_BYTES = 32
 KEY_FILE_FORMAT = "custodes-root-key"
 KEY_FILE_VERSION = 1
-_MAX_PART = 2**32 - 1
+_U32 = struct.Struct(">I").pack  # packs 0 .. 2**32 - 1, raises struct.error beyond
 _MAX_KEY_FILE_BYTES = 64 * 1024
 
 
@@ -32,13 +33,10 @@ def length_prefixed(*parts: bytes) -> bytes:
     Raises:
         InputError: a part is longer than 2**32 - 1 bytes.
     """
-    out = bytearray()
-    for part in parts:
-        if len(part) > _MAX_PART:
-            raise InputError("a value bound into a key or ciphertext is longer than 4 GiB")
-        out += len(part).to_bytes(4, "big")
-        out += part
-    return bytes(out)
+    try:
+        return b"".join([_U32(len(part)) + part for part in parts])
+    except struct.error:
+        raise InputError("a value bound into a key or ciphertext is longer than 4 GiB") from None
 
 
 def utf8(value: str, what: str) -> bytes:

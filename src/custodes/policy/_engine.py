@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 # Case ids start with a letter, so a resident ID number (all digits) is never echoed as one.
 _CASE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _MIN_JUSTIFICATION = 20
+_TIMELESS_CACHE = 1024
+_TimelessKey = tuple[object, ...]
 
 
 def _q(name: object) -> str:
@@ -262,6 +265,10 @@ class Policy:
         self._purposes = MappingProxyType(dict(purposes))
         self._grants = tuple(grants)
         self._timezone = timezone or ZoneInfo("UTC")
+        # Decisions that depend only on their names (see timeless_decision), and None for
+        # names whose decision depends on more. The policy is immutable, so they stay true.
+        self._timeless: dict[_TimelessKey, Decision | None] = {}
+        self._timeless_lock = threading.Lock()
 
     @classmethod
     def loads(cls, text: str, *, schema: Schema, source: str = "<policy>") -> Policy:
@@ -354,16 +361,90 @@ class Policy:
         Raises:
             InputError: ``now`` is not timezone-aware.
         """
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise InputError("the time of a decision must be timezone-aware")
+        _require_aware(now)
+        key = _timeless_key(access, action, collection, fields)
+        if key is not None and (known := self._timeless.get(key)) is not None:
+            return known
+        decision, timeless = self._decide(
+            access, action, collection, fields, subject_ref, subject, case, now, subjects_today
+        )
+        if key is not None and key not in self._timeless:
+            self._remember(key, decision if timeless else None)
+        return decision
+
+    def timeless_decision(
+        self,
+        *,
+        access: Access,
+        action: Action,
+        collection: str | None,
+        fields: Sequence[str] | None,
+        now: datetime,
+    ) -> Decision | None:
+        """Return the decision of an access if it is the same for every subject and moment.
+
+        That is the case when the access names no case and asks no break-glass, and no grant
+        that could apply to it has hours or a daily limit: no check then reads the subject, the
+        case, the time or the accessor's history, so :meth:`decide` would return an equal
+        decision whatever they are. Returns ``None`` otherwise (call :meth:`decide`). Answers
+        are remembered per (role, purpose, action, collection, fields), a bounded number.
+
+        Raises:
+            InputError: ``now`` is not timezone-aware.
+        """
+        _require_aware(now)
+        key = _timeless_key(access, action, collection, fields)
+        if key is None:
+            return None
+        if key not in self._timeless:
+            # Decide once with no subject, case or history; _decide says whether they mattered
+            # and decide() remembers the decision only if they did not.
+            self.decide(
+                access=access,
+                action=action,
+                collection=collection,
+                fields=fields,
+                subject_ref=None,
+                subject=None,
+                case=None,
+                now=now,
+                subjects_today=frozenset(),
+            )
+        return self._timeless.get(key)
+
+    def _remember(self, key: _TimelessKey, decision: Decision | None) -> None:
+        with self._timeless_lock:
+            if key not in self._timeless and len(self._timeless) >= _TIMELESS_CACHE:
+                del self._timeless[next(iter(self._timeless))]  # the oldest
+            self._timeless[key] = decision
+
+    def _decide(
+        self,
+        access: Access,
+        action: Action,
+        collection: str | None,
+        fields: Sequence[str] | None,
+        subject_ref: bytes | None,
+        subject: str | None,
+        case: Case | None,
+        now: datetime,
+        subjects_today: AbstractSet[str],
+    ) -> tuple[Decision, bool]:
+        """Decide; also return whether the decision is timeless (see :meth:`timeless_decision`).
+
+        The refusals before any grant is found read only the names; past them, a grant's
+        checks read the time only through ``hours``, the subject and history only through
+        ``max_subjects_per_day``, and the case only when the access names one.
+        """
         refused = self._check_purpose(access)
         if refused is not None:
-            return refused
+            return refused, True
         if collection is not None and collection not in self.schema.collections:
-            return self._unknown_collection(access, action)
+            return self._unknown_collection(access, action), True
         grants = self._matching(access, action, collection)
         if not grants:
-            return self._no_grant(access, action, collection)
+            return self._no_grant(access, action, collection), True
+        timeless = all(g.hours is None and g.max_subjects_per_day == 0 for g in grants)
         req = _Request(
             access=access,
             action=action,
@@ -377,7 +458,7 @@ class Policy:
             subjects_today=subjects_today,
             timezone=self._timezone,
         )
-        return self._best(req, grants)
+        return self._best(req, grants), timeless
 
     def _check_purpose(self, access: Access) -> Decision | None:
         purpose = access.purpose
@@ -423,6 +504,31 @@ class Policy:
             if progress > furthest:
                 furthest, refusal = progress, denial
         return refusal
+
+
+def _require_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InputError("the time of a decision must be timezone-aware")
+
+
+def _timeless_key(
+    access: Access, action: Action, collection: str | None, fields: Sequence[str] | None
+) -> _TimelessKey | None:
+    """Return the names a decision depends on, or ``None`` if it may depend on more."""
+    if access.case is not None or access.break_glass:
+        return None
+    key = (
+        access.principal.role,
+        access.purpose,
+        action,
+        collection,
+        None if fields is None else tuple(fields),
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None  # odd input; decided the long way, and its error raised there
+    return key
 
 
 def _evaluate(req: _Request, grant: Grant) -> tuple[int, Decision | None]:
