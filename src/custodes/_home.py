@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from importlib import resources
@@ -51,9 +52,17 @@ checkpoint_seconds = 60
 
 
 def init_home(
-    home: Path, *, backend: str = "sqlite", url: str | None = None, tenant: str = "default"
+    home: Path,
+    *,
+    backend: str = "sqlite",
+    url: str | None = None,
+    tenant: str = "default",
+    demo_seed: int | None = None,
 ) -> Settings:
     """Create a new vault home and return its settings.
+
+    ``demo_seed`` derives the root key from the seed so that ``custodes demo`` runs are
+    reproducible (same pseudonyms, same exports); never use it for a vault holding real data.
 
     Raises:
         ConfigError: the home already holds a vault, or the store cannot be created.
@@ -74,7 +83,12 @@ def init_home(
     _write_new(home / "policy.toml", (defaults / "policy.toml").read_text(encoding="utf-8"))
     _write_new(home / "custodes.toml", text)
     settings = Settings.load(home)
-    LocalKeyFile.create(settings.root_key_path)
+    demo_secret = (
+        None
+        if demo_seed is None
+        else hashlib.sha256(f"custodes demo root key {demo_seed}".encode()).digest()
+    )
+    LocalKeyFile.create(settings.root_key_path, demo_secret=demo_secret)
     SubjectKeyStore(settings.keystore_path).close()
     _create_log_key(settings)
     store = open_store(settings.store)

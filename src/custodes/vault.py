@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -102,6 +102,7 @@ class Vault:
         index: BlindIndex,
         clock: Clock = system_clock,
         checkpoints: CheckpointLog | None = None,
+        case_ids: Callable[[], str] = new_case_id,
     ) -> None:
         self.settings = settings
         self.schema = schema
@@ -111,6 +112,7 @@ class Vault:
         self._index = index
         self._clock = clock
         self._checkpoints = checkpoints
+        self._case_ids = case_ids
         # Event-only commits (reads, finds, denials) from concurrent callers share one
         # transaction; each caller still returns only once its own event is durable.
         self._events_writer: GroupCommit[Sequence[AccessEvent], list[int]] = GroupCommit(
@@ -120,7 +122,13 @@ class Vault:
         self._zone = ZoneInfo(policy.timezone)
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock = system_clock) -> Vault:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        case_ids: Callable[[], str] = new_case_id,
+    ) -> Vault:
         """Open the vault described by ``settings`` (keys, schema, policy, store).
 
         Raises:
@@ -149,6 +157,7 @@ class Vault:
             index=index,
             clock=clock,
             checkpoints=checkpoints,
+            case_ids=case_ids,
         )
 
     @property
@@ -440,7 +449,7 @@ class Vault:
             )
             self._record_denial(access, Action.CASE_OPEN, None, [], None, denial, now)
         case = open_case(
-            case_id=new_case_id(),
+            case_id=self._case_ids(),
             principal=principal,
             purpose=access.purpose,
             subjects=refs,
@@ -516,6 +525,17 @@ class Vault:
     def pseudonym(self, subject: str) -> str:
         """Return the subject's ledger pseudonym (for the subject themselves, via the portal)."""
         return self._subject(subject).pseudonym
+
+    def keyed_token(self, kind: str, value: str) -> str:
+        """Return a keyed token of ``value`` (e.g. a surname or an address) for the detectors.
+
+        Equal values give equal tokens within this vault; without the index key nobody can
+        compute or reverse one. ``kind`` separates domains (``surname``, ``address``...).
+
+        Raises:
+            InputError: an argument is not valid text.
+        """
+        return self._index.token("_keyed", kind, value).hex()[:32]
 
     def case_subjects(self, case: Case) -> list[str]:
         """Return the ledger pseudonyms of the subjects ``case`` names, sorted (for exports)."""

@@ -105,14 +105,20 @@ class LocalKeyFile:
         return f"LocalKeyFile(path={str(self.path)!r}, key_id={self.key_id!r})"
 
     @classmethod
-    def create(cls, path: Path) -> LocalKeyFile:
+    def create(cls, path: Path, *, demo_secret: bytes | None = None) -> LocalKeyFile:
         """Write a new key file with a fresh random secret, owner-only from the first byte.
 
+        ``demo_secret`` (``custodes demo`` only: reproducible runs) replaces the random secret;
+        a vault holding real data must never be created with it.
+
         Raises:
-            ConfigError: the file already exists or cannot be written.
+            ConfigError: the file already exists or cannot be written, or ``demo_secret`` is
+                not 32 bytes.
         """
         key_id = secrets.token_hex(8)
-        secret = secrets.token_bytes(KEY_BYTES)
+        secret = secrets.token_bytes(KEY_BYTES) if demo_secret is None else demo_secret
+        if len(secret) != KEY_BYTES:
+            raise ConfigError(f"a root key secret is {KEY_BYTES} bytes, not {len(secret)}")
         body = {
             "format": KEY_FILE_FORMAT,
             "version": KEY_FILE_VERSION,
