@@ -33,6 +33,7 @@ from custodes._cli_common import (
     open_vault,
     out,
 )
+from custodes._cli_demo import demo_command
 from custodes._cli_ledger import ledger_app
 from custodes._cli_witness import witness_app
 from custodes._home import init_home
@@ -58,6 +59,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
 ledger_app.command("checkpoint")(checkpoint_command)
+app.command("demo")(demo_command)
 app.add_typer(witness_app, name="witness")
 
 

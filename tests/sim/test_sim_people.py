@@ -23,7 +23,8 @@ PEOPLE = generate_people(3_000, seed=2026)
 
 
 def test_public_names_are_pinned() -> None:
-    assert set(custodes.sim.__all__) == {"Person", "generate_people", "sample_records"}
+    # The full list is pinned in test_sim_world.py.
+    assert {"Person", "generate_people", "sample_records"} <= set(custodes.sim.__all__)
 
 
 def test_every_id_number_is_valid_and_matches_the_person() -> None:

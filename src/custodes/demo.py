@@ -1,0 +1,225 @@
+"""``custodes demo``: a month in a records system, with the reported abuses injected.
+
+A fresh vault (reproducible keys derived from the seed: demo data only), a synthetic population
+and its organizations, a month of normal work and injected misuse through the real vault, then
+the ledger verified, a checkpoint signed and cosigned by an independent witness, and a summary
+of what happened with the ground truth. Optionally the interchange files and ``truth.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from custodes._home import init_home
+from custodes.clock import ManualClock
+from custodes.config import Settings
+from custodes.errors import InputError
+from custodes.ledger import CheckpointLog
+from custodes.ledger.export import ExportSummary, export_ledger
+from custodes.ledger.witness import Witness
+from custodes.policy import new_case_id
+from custodes.sim import (
+    Misuse,
+    SimResult,
+    World,
+    accessor_rows,
+    build_world,
+    simulate,
+    subject_rows,
+)
+from custodes.vault import Vault
+
+__all__ = ["DEMO_START", "DemoReport", "run_demo"]
+
+# The simulated month starts on a Monday; every timestamp is simulated, never wall-clock.
+DEMO_START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+MIN_PEOPLE = 100  # enough for every organization, household and kind of misuse
+MAX_PEOPLE = 1_000_000
+# Simulated time jumps between operations, so a checkpoint every 60 simulated seconds would be
+# one per event; the demo signs one per simulated hour (and every 1,000 entries).
+DEMO_CHECKPOINT_SECONDS = 3600
+MAX_DAYS = 366
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class DemoReport:
+    """What one demo run did and found; ``as_dict`` is the ``--json`` output."""
+
+    home: Path
+    seed: int
+    people: int
+    days: int
+    organizations: int
+    accessors: int
+    result: SimResult
+    ledger_size: int
+    ledger_root: str
+    verified: bool
+    checkpoint: str
+    witness: str
+    cosigned: bool
+    seconds: float
+    export: ExportSummary | None = None
+    by_kind: dict[str, list[Misuse]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able data, ground truth included."""
+        r = self.result
+        return {
+            "home": str(self.home),
+            "seed": self.seed,
+            "people": self.people,
+            "days": self.days,
+            "organizations": self.organizations,
+            "accessors": self.accessors,
+            "records": r.records,
+            "events": r.events,
+            "denied": r.denied,
+            "cases": r.cases,
+            "operations": dict(sorted(r.operations.items())),
+            "simulated_from": r.start.isoformat(),
+            "simulated_to": r.end.isoformat(),
+            "ledger": {
+                "size": self.ledger_size,
+                "root": self.ledger_root,
+                "verified": self.verified,
+                "checkpoint": self.checkpoint,
+                "witness": self.witness,
+                "cosigned": self.cosigned,
+            },
+            "truth": [_misuse(m) for m in r.truth],
+            "export": None if self.export is None else str(self.export.directory),
+            "alerts": None,  # detection arrives with issue 5
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _misuse(m: Misuse) -> dict[str, Any]:
+    return {"accessor": m.accessor, "kind": m.kind, "events": list(m.events), "note": m.note}
+
+
+def _check(people: int, days: int) -> None:
+    if not MIN_PEOPLE <= people <= MAX_PEOPLE:
+        raise InputError(f"--people must be between {MIN_PEOPLE} and {MAX_PEOPLE:,}, not {people}")
+    if not 1 <= days <= MAX_DAYS:
+        raise InputError(f"--days must be between 1 and {MAX_DAYS}, not {days}")
+
+
+def run_demo(
+    home: Path,
+    *,
+    people: int,
+    days: int,
+    seed: int,
+    export: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> DemoReport:
+    """Run the whole demo in a new vault home ``home`` and return the report.
+
+    Raises:
+        InputError: bad sizes, or ``home`` already holds a vault.
+        ConfigError: the home cannot be created.
+        VerificationError: the ledger does not verify or the witness refuses (a bug: report it).
+    """
+    _check(people, days)
+    if export is not None and export.exists() and not export.is_dir():
+        raise InputError(f"--export {export} is not a directory")
+    began = time.perf_counter()
+    settings = _demo_home(home, seed)
+    clock = ManualClock(DEMO_START)
+    ids = random.Random(f"custodes demo case ids {seed}")  # noqa: S311 - reproducible demo ids
+    world = build_world(people, seed=seed)
+    with Vault.open(settings, clock=clock, case_ids=lambda: new_case_id(ids.randbytes(8))) as vault:
+        result = simulate(vault, world, days=days, seed=seed, clock=clock, progress=progress)
+        if progress is not None:
+            progress("verifying the ledger", 0, 1)
+        ledger = vault.ledger
+        ledger.verify()
+        size = ledger.size()
+        root = ledger.root(size)
+        signed = CheckpointLog.open(settings).sign(ledger, clock())
+        witness = Witness.create(home / "witness", "witness.custodes.local/demo")
+        witness.trust(CheckpointLog.open(settings).vkey)
+        witness.cosign(signed.note, ledger, clock())
+        if progress is not None:
+            progress("verifying the ledger", 1, 1)
+        summary = None
+        if export is not None:
+            summary = _export(vault, world, result, export, force=force, seed=seed)
+    report = DemoReport(
+        home=home,
+        seed=seed,
+        people=people,
+        days=days,
+        organizations=len(world.orgs),
+        accessors=len(world.staff),
+        result=result,
+        ledger_size=size,
+        ledger_root=root.hex(),
+        verified=True,
+        checkpoint=signed.note,
+        witness=witness.vkey,
+        cosigned=True,
+        seconds=time.perf_counter() - began,
+        export=summary,
+    )
+    for m in result.truth:
+        report.by_kind.setdefault(m.kind, []).append(m)
+    return report
+
+
+def _demo_home(home: Path, seed: int) -> Settings:
+    settings = init_home(home, demo_seed=seed)
+    config = settings.home / "custodes.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace(
+        "checkpoint_seconds = 60", f"checkpoint_seconds = {DEMO_CHECKPOINT_SECONDS}", 1
+    )
+    config.write_text(
+        "# A custodes demo vault: its root key is derived from the seed (reproducible runs).\n"
+        "# It holds synthetic people only; never put real personal data in it.\n" + text,
+        encoding="utf-8",
+    )
+    return Settings.load(settings.home)
+
+
+def _export(
+    vault: Vault, world: World, result: SimResult, directory: Path, *, force: bool, seed: int
+) -> ExportSummary:
+    summary = export_ledger(vault, directory, force=force)
+    # The simulator knows what a plain vault export cannot: employers, households, protected
+    # persons, canaries and relationships (as keyed tokens and flags, never plaintext).
+    _write_lines(directory / "subjects.jsonl", subject_rows(vault, world))
+    _write_lines(directory / "accessors.jsonl", accessor_rows(vault, world))
+    truth = {
+        "seed": seed,
+        "people": len(world.people),
+        "ledger_size": summary.size,
+        "misuse": [_misuse(m) for m in result.truth],
+    }
+    _write_text(directory / "truth.json", json.dumps(truth, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def _write_lines(path: Path, rows: list[dict[str, object]]) -> None:
+    text = "".join(
+        json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+        for row in rows
+    )
+    _write_text(path, text)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
