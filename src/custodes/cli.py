@@ -34,6 +34,7 @@ from custodes._cli_common import (
     out,
 )
 from custodes._cli_demo import demo_command
+from custodes._cli_detect import detect_command
 from custodes._cli_ledger import ledger_app
 from custodes._cli_witness import witness_app
 from custodes._home import init_home
@@ -60,6 +61,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(ledger_app, name="ledger")
 ledger_app.command("checkpoint")(checkpoint_command)
 app.command("demo")(demo_command)
+app.command("detect")(detect_command)
 app.add_typer(witness_app, name="witness")
 
 
