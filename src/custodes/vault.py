@@ -231,26 +231,59 @@ class Vault:
 
         Every item is validated before anything is written; one decision and one event per
         record. Raises as :meth:`put`; a denial of any item refuses the whole batch.
+
+        Data keys of new subjects are stored (in the key store, one transaction) before the
+        records; if the records' transaction then fails, those keys stay, sealing nothing: the
+        next write about the subject uses them, and shredding the subject deletes them.
         """
         coll = self.schema.collection(collection)
-        prepared = [self._prepare_write(coll, subject, values) for subject, values in items]
+        subjects: dict[str, tuple[str, _Subject]] = {}
+        prepared = [self._prepare_write(coll, s, values, subjects) for s, values in items]
         now = self._clock()
-        events: list[AccessEvent] = []
-        for subj, clean in prepared:
-            decision = self._decide(access, Action.PUT, coll.name, list(clean), subj, now)
-            if not decision.allowed:
-                self._record_denial(access, Action.PUT, coll.name, list(clean), subj, decision, now)
-            events.append(
-                self._event(access, Action.PUT, coll.name, list(clean), subj, decision, 1, now)
-            )
+        decisions = self._decide_puts(access, coll, prepared, now)
+        events = [
+            self._event(access, Action.PUT, coll.name, tuple(clean), subj, decision, 1, now)
+            for (subj, clean), decision in zip(prepared, decisions, strict=True)
+        ]
         keys = self._envelope.subject_keys([s.ref for s, _ in prepared], create=True)
+        indexed = coll.indexed_fields
+        ids = _record_ids(len(prepared))
         rows = [
-            self._seal_record(coll, subj, clean, keys[subj.ref], now) for subj, clean in prepared
+            self._seal_record(coll, subj, clean, keys[subj.ref], now, record_id, indexed)
+            for (subj, clean), record_id in zip(prepared, ids, strict=True)
         ]
         self._commit(rows=rows, events=events)
         for event in events:
             self._note_subject(access.principal.accessor, event)
-        return [record.record_id for record, _ in rows]
+        return ids
+
+    def _decide_puts(
+        self,
+        access: Access,
+        coll: Collection,
+        prepared: Sequence[tuple[_Subject, dict[str, str]]],
+        now: datetime,
+    ) -> list[Decision]:
+        """Decide every write of a batch; record the first denial and raise AccessDenied.
+
+        A decision that depends only on the names (see ``Policy.timeless_decision``) is the
+        same for every record with the same fields: it is asked once per field set.
+        """
+        by_names: dict[tuple[str, ...], Decision | None] = {}
+        decisions = []
+        for subj, clean in prepared:
+            names = tuple(clean)
+            if names not in by_names:
+                by_names[names] = self.policy.timeless_decision(
+                    access=access, action=Action.PUT, collection=coll.name, fields=names, now=now
+                )
+            decision = by_names[names]
+            if decision is None:
+                decision = self._decide(access, Action.PUT, coll.name, names, subj, now)
+            if not decision.allowed:
+                self._record_denial(access, Action.PUT, coll.name, names, subj, decision, now)
+            decisions.append(decision)
+        return decisions
 
     def get(
         self,
@@ -556,16 +589,28 @@ class Vault:
         return list(dict.fromkeys(fields))
 
     def _prepare_write(
-        self, coll: Collection, subject: str, values: Mapping[str, object]
+        self,
+        coll: Collection,
+        subject: str,
+        values: Mapping[str, object],
+        subjects: dict[str, tuple[str, _Subject]],
     ) -> tuple[_Subject, dict[str, str]]:
-        subj = self._subject(subject)
+        """Validate one write; ``subjects`` remembers the subjects of the batch (ID number as
+        given -> normalized ID number, subject), so each is normalized and keyed once."""
+        known = subjects.get(subject) if type(subject) is str else None
+        if known is None:
+            normalized = self.schema.normalize_subject(subject)
+            ref = self._index.subject_ref(normalized)
+            known = (normalized, _Subject(ref=ref, pseudonym=self._index.pseudonym_of_ref(ref)))
+            if type(subject) is str:
+                subjects[subject] = known
+        normalized, subj = known
         clean = coll.validate(values, max_value_bytes=self.settings.max_value_bytes)
-        subject_field = self.schema.subject_field
-        if coll.name == subject_field[0] and subject_field[1] in clean:
-            if self._index.subject_ref(clean[subject_field[1]]) != subj.ref:
-                raise InputError(
-                    f"{coll.name}.{subject_field[1]} must be the subject's own ID number"
-                )
+        collection, field = self.schema.subject_field
+        # Equal normalized ID numbers are what give equal subject refs: comparing them is the
+        # same check as comparing the refs, without an HMAC.
+        if coll.name == collection and field in clean and clean[field] != normalized:
+            raise InputError(f"{coll.name}.{field} must be the subject's own ID number")
         return subj, clean
 
     def _seal_record(
@@ -575,17 +620,15 @@ class Vault:
         clean: dict[str, str],
         key: SubjectKey,
         now: datetime,
+        record_id: str,
+        indexed: Sequence[str],
     ) -> tuple[StoredRecord, list[IndexEntry]]:
-        record_id = secrets.token_hex(16)
-        sealed = {
-            name: self._envelope.seal(
-                key, value.encode(), collection=coll.name, record_id=record_id, field=name
-            )
-            for name, value in clean.items()
-        }
+        plain = {name: value.encode() for name, value in clean.items()}
+        sealed = self._envelope.seal_fields(key, plain, collection=coll.name, record_id=record_id)
+        token = self._index.token
         index = [
-            IndexEntry(self._index.token(coll.name, name, clean[name]), record_id, subj.ref)
-            for name in coll.indexed_fields
+            IndexEntry(token(coll.name, name, clean[name]), record_id, subj.ref)
+            for name in indexed
             if name in clean
         ]
         record = StoredRecord(record_id, coll.name, subj.ref, now, sealed)
@@ -846,3 +889,9 @@ class Vault:
             _log.exception(
                 "could not sign a checkpoint of the access ledger at size %d; will retry", size
             )
+
+
+def _record_ids(count: int) -> list[str]:
+    """Return ``count`` new record ids: 128 random bits each, as hex (one read of the source)."""
+    raw = secrets.token_hex(16 * count)
+    return [raw[start : start + 32] for start in range(0, 32 * count, 32)]

@@ -273,3 +273,30 @@ def test_audit_key_is_not_a_data_key(envelope: Envelope) -> None:
     sealed = envelope.seal_audit(b"why", context=b"c")
     with pytest.raises(IntegrityError):
         envelope.open(key, sealed, **PLACE)
+
+
+def test_creating_keys_uses_the_stored_key_when_another_writer_won(
+    root_keys: RootKeys, keystore: SubjectKeyStore
+) -> None:
+    # The race: `two` found no key, then `one` stored its key first. `two` must use the key
+    # that was stored (unwrapped from the key store), never the one it made and lost.
+    one = Envelope(tenant="acme", root_keys=root_keys, keystore=keystore)
+    two = Envelope(tenant="acme", root_keys=root_keys, keystore=keystore)
+    winner = one.subject_key(SUBJECT_A, create=True)
+    sealed = one.seal(winner, b"value", **PLACE)
+    created = two._create([SUBJECT_A, SUBJECT_B])
+    assert two.open(created[SUBJECT_A], sealed, **PLACE) == b"value"
+    other = two.seal(created[SUBJECT_B], b"b", **PLACE)
+    assert one.open(one.subject_key(SUBJECT_B), other, **PLACE) == b"b"
+
+
+def test_creating_many_keys_at_once_stores_every_one(
+    envelope: Envelope, root_keys: RootKeys, keystore: SubjectKeyStore
+) -> None:
+    refs = [i.to_bytes(2, "big") * 16 for i in range(700)]
+    keys = envelope.subject_keys(refs, create=True)
+    assert set(keys) == set(refs)
+    assert set(keystore.get_many(refs)) == set(refs)
+    sealed = envelope.seal(keys[refs[5]], b"v", **PLACE)
+    fresh = Envelope(tenant="acme", root_keys=root_keys, keystore=keystore)  # empty cache
+    assert fresh.open(fresh.subject_key(refs[5]), sealed, **PLACE) == b"v"

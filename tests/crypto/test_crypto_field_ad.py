@@ -140,3 +140,49 @@ def test_cached_key_is_gone_after_shred(envelope: Envelope) -> None:
     envelope.shred(ref)
     with pytest.raises(NotFound):
         envelope.subject_key(ref)
+
+
+def test_seal_fields_equals_seal_field_by_field(envelope: Envelope) -> None:
+    values = {"name": "张三".encode(), "phone": b"+8613800138000", "empty": b""}
+    sealed = envelope.seal_fields(_key(), values, collection="identity", record_id="r-0001")
+    assert list(sealed) == list(values)
+    for name, ciphertext in sealed.items():
+        assert ciphertext[:1] == b"\x01"
+        assert len(ciphertext) == 1 + 12 + len(values[name]) + 16
+        ad = _ad("acme", "identity", "r-0001", name, REF)  # the documented AD, built here
+        assert AESGCM(DEK).decrypt(ciphertext[1:13], ciphertext[13:], ad) == values[name]
+    opened = envelope.open_fields(_key(), sealed, values, collection="identity", record_id="r-0001")
+    assert opened == values
+
+
+def test_seal_fields_draws_a_fresh_nonce_for_every_field(envelope: Envelope) -> None:
+    values = {f"f{i}": b"same" for i in range(8)}
+    nonces = set()
+    for record in range(50):
+        sealed = envelope.seal_fields(_key(), values, collection="c", record_id=f"r{record}")
+        nonces.update(c[1:13] for c in sealed.values())
+    assert len(nonces) == 8 * 50
+
+
+def test_seal_fields_binds_each_field_to_its_place(envelope: Envelope) -> None:
+    sealed = envelope.seal_fields(
+        _key(), {"name": b"a", "phone": b"b"}, collection="identity", record_id="r1"
+    )
+    swapped = {"name": sealed["phone"], "phone": sealed["name"]}
+    with pytest.raises(IntegrityError):
+        envelope.open_fields(_key(), swapped, ["name"], collection="identity", record_id="r1")
+    with pytest.raises(IntegrityError):
+        envelope.open_fields(_key(), sealed, ["name"], collection="identity", record_id="r2")
+    with pytest.raises(IntegrityError):
+        envelope.open_fields(
+            _key(b"\xff" * 32), sealed, ["name"], collection="identity", record_id="r1"
+        )
+
+
+def test_seal_fields_refuses_bad_names(envelope: Envelope) -> None:
+    for bad in ("\ud800", 7):
+        with pytest.raises(InputError):
+            envelope.seal_fields(_key(), {bad: b"x"}, collection="c", record_id="r")  # type: ignore[dict-item]
+        with pytest.raises(InputError):
+            envelope.seal_fields(_key(), {"f": b"x"}, collection=bad, record_id="r")  # type: ignore[arg-type]
+    assert "\ud800" not in envelope._ad_fields

@@ -140,3 +140,11 @@ def test_subject_ref_must_be_nonempty_bytes(keystore: SubjectKeyStore) -> None:
         keystore.get(b"")
     with pytest.raises(InputError):
         keystore.put_if_absent("a", b"w")  # type: ignore[arg-type]
+
+
+def test_put_many_returns_the_key_stored_for_each_subject(keystore: SubjectKeyStore) -> None:
+    keystore.put_if_absent(b"a", b"old")
+    stored = keystore.put_many_if_absent([(b"a", b"new"), (b"b", b"bee"), (b"b", b"again")])
+    assert stored == {b"a": b"old", b"b": b"bee"}
+    many = [(i.to_bytes(4, "big"), b"w%d" % i) for i in range(1200)]  # more than one query
+    assert keystore.put_many_if_absent(many) == dict(many)

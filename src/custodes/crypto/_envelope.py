@@ -7,6 +7,7 @@ ciphertext moved to another row, field or subject fails to open.
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 from collections import OrderedDict
@@ -159,6 +160,32 @@ class Envelope:
         ad = self._field_ad(key, collection, record_id, field)
         return _seal(key._aead, plaintext, ad)
 
+    def seal_fields(
+        self, key: SubjectKey, values: Mapping[str, bytes], *, collection: str, record_id: str
+    ) -> dict[str, bytes]:
+        """Encrypt the fields of one record, each exactly as :meth:`seal` would.
+
+        Every field gets its own fresh random nonce and the AD of its place; only the work is
+        shared (the AD parts are encoded once, the nonces come from one read of the OS source).
+
+        Raises:
+            InputError: a name is not valid text.
+        """
+        record_head = self._ad_head(collection) + length_prefixed(utf8(record_id, "record id"))
+        tail, encrypt, field_parts = key._ad_tail, key._aead.encrypt, self._ad_fields
+        # 96 random bits per field, as in _seal; one system call instead of one per field.
+        nonces = os.urandom(NONCE_BYTES * len(values))
+        sealed: dict[str, bytes] = {}
+        start = 0
+        for name, plaintext in values.items():
+            part = field_parts.get(name) if type(name) is str else None
+            if part is None:
+                part = self._ad_field(name)
+            nonce = nonces[start : start + NONCE_BYTES]
+            start += NONCE_BYTES
+            sealed[name] = VERSION + nonce + encrypt(nonce, plaintext, record_head + part + tail)
+        return sealed
+
     def open(
         self, key: SubjectKey, ciphertext: bytes, *, collection: str, record_id: str, field: str
     ) -> bytes:
@@ -252,14 +279,26 @@ class Envelope:
         absent = [ref for ref in refs if ref not in wrapped]
         if absent and not create:
             raise NotFound("no data key for this subject: never stored, or shredded")
+        keys = {ref: SubjectKey(ref, AESGCM(self._unwrap(ref, wrapped[ref]))) for ref in wrapped}
         if absent:
-            fresh = [(ref, self._wrap(ref, AESGCM.generate_key(KEY_BYTES * 8))) for ref in absent]
-            self._keystore.put_many_if_absent(fresh)
-            # Another writer may have won the race for some subjects: use what was stored.
-            wrapped |= self._keystore.get_many(absent)
-            if len(wrapped) != len(refs):
-                raise NotFound("no data key for this subject: shredded while being created")
-        return {ref: SubjectKey(ref, AESGCM(self._unwrap(ref, wrapped[ref]))) for ref in refs}
+            keys |= self._create(absent)
+        return {ref: keys[ref] for ref in refs}
+
+    def _create(self, refs: list[bytes]) -> dict[bytes, SubjectKey]:
+        """Make, wrap and store new data keys in one key-store transaction; return the keys
+        stored (another writer may have won the race for some subjects: theirs are used)."""
+        fresh = {ref: AESGCM.generate_key(KEY_BYTES * 8) for ref in refs}
+        ours = {ref: self._wrap(ref, dek) for ref, dek in fresh.items()}
+        stored = self._keystore.put_many_if_absent(list(ours.items()))
+        if len(stored) != len(refs):
+            raise NotFound("no data key for this subject: shredded while being created")
+        keys = {}
+        for ref in refs:
+            # The key we just wrapped needs no unwrapping; one stored by a racing writer does.
+            won = hmac.compare_digest(stored[ref], ours[ref])
+            dek = fresh[ref] if won else self._unwrap(ref, stored[ref])
+            keys[ref] = SubjectKey(ref, AESGCM(dek))
+        return keys
 
     def _wrap(self, subject_ref: bytes, dek: bytes) -> bytes:
         return _seal(self._kek, dek, self._dek_ad(subject_ref))

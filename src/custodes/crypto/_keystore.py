@@ -101,8 +101,11 @@ class SubjectKeyStore:
 
         return self._transaction(insert)
 
-    def put_many_if_absent(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+    def put_many_if_absent(self, items: Sequence[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
         """Store many wrapped keys in one transaction; subjects that have a key keep it.
+
+        Returns the key stored for each subject of ``items`` (first wins), read in the same
+        transaction, so a racing writer's key is never mistaken for this one.
 
         Raises:
             StoreError: SQLite failed or the store is closed.
@@ -110,7 +113,13 @@ class SubjectKeyStore:
         for ref, _ in items:
             _check_ref(ref)
         created = self._clock().isoformat()
-        self._transaction(lambda c: _insert_or_ignore(c, items, created))
+        refs = list(dict.fromkeys(ref for ref, _ in items))
+
+        def insert(conn: sqlite3.Connection) -> dict[bytes, bytes]:
+            _insert_or_ignore(conn, items, created)
+            return _select_many(conn, refs)
+
+        return self._transaction(insert)
 
     def delete(self, subject_ref: bytes) -> bool:
         """Delete a subject's wrapped key (shredding); return whether there was one.

@@ -64,15 +64,34 @@ def encode_fields(fields: dict[str, bytes]) -> bytes:
         StoreError: a field name or value is too long to encode.
     """
     parts: list[bytes] = []
+    heads, pack_value = _NAME_HEADS, _VALUE_LEN.pack
     for name in sorted(fields):
-        raw_name = name.encode("utf-8")
-        value = bytes(fields[name])
-        if len(raw_name) > _MAX_NAME:
-            raise StoreError(f"cannot store field '{name[:40]}...': its name is too long")
+        head = heads.get(name)
+        if head is None:
+            head = _name_head(name)
+        value = fields[name]
+        if type(value) is not bytes:
+            value = bytes(value)
         if len(value) > _MAX_VALUE:
             raise StoreError(f"cannot store field '{name}': its value is too long")
-        parts += [_NAME_LEN.pack(len(raw_name)), raw_name, _VALUE_LEN.pack(len(value)), value]
+        parts += (head, pack_value(len(value)), value)
     return b"".join(parts)
+
+
+# ``u16 len, name`` of recently encoded field names (names come from the schema: few, reused).
+_NAME_HEADS: dict[str, bytes] = {}
+_NAME_HEADS_MAX = 256
+
+
+def _name_head(name: str) -> bytes:
+    raw_name = name.encode("utf-8")
+    if len(raw_name) > _MAX_NAME:
+        raise StoreError(f"cannot store field '{name[:40]}...': its name is too long")
+    head = _NAME_LEN.pack(len(raw_name)) + raw_name
+    if len(_NAME_HEADS) >= _NAME_HEADS_MAX:
+        _NAME_HEADS.clear()  # atomic under the GIL, unlike evicting one entry while others read
+    _NAME_HEADS[name] = head
+    return head
 
 
 def decode_fields(body: bytes) -> dict[str, bytes]:
@@ -154,12 +173,21 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def record_params(record: StoredRecord) -> tuple[Any, ...]:
-    """Row values for ``records(record_id, collection, subject_ref, created_at, body)``."""
-    # Fixed-width microseconds keep created_at text in time order for one UTC offset.
-    created = record.created_at.isoformat(timespec="microseconds")
+def record_params(record: StoredRecord, created: str | None = None) -> tuple[Any, ...]:
+    """Row values for ``records(record_id, collection, subject_ref, created_at, body)``.
+
+    ``created`` is ``record.created_at`` as stored, if the caller has it already (a batch
+    shares one time).
+    """
+    if created is None:
+        created = _created_text(record.created_at)
     body = encode_fields(record.fields)
     return (record.record_id, record.collection, bytes(record.subject_ref), created, body)
+
+
+def _created_text(moment: datetime) -> str:
+    # Fixed-width microseconds keep created_at text in time order for one UTC offset.
+    return moment.isoformat(timespec="microseconds")
 
 
 def record_from_row(row: Sequence[Any]) -> StoredRecord:
@@ -710,7 +738,15 @@ class SQLWrites(ABC):
         self._check()
         if not items:
             return
-        records = [record_params(record) for record, _ in items]
+        # A batch usually shares one time (the same object): format it once. Identity, not
+        # equality: equal instants in different offsets are different texts.
+        moment: datetime | None = None
+        created = ""
+        records = []
+        for record, _ in items:
+            if record.created_at is not moment:
+                moment, created = record.created_at, _created_text(record.created_at)
+            records.append(record_params(record, created))
         entries = [index_params(entry) for _, index in items for entry in index]
         self._run_many("insert records", self._sql["insert_record"], records)
         if entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,6 +63,60 @@ _DDL = (
 )
 
 
+# Bulk inserts of at least _COPY_MIN rows go through binary COPY, several times faster than
+# executemany for the batches of bulk ingest (measured in bench/ingest.py), in the same
+# transaction and with the same outcome: any failing row fails the statement and the
+# transaction is rolled back. Smaller ones (single events on the read path) keep executemany.
+_COPY_MIN = 64
+_COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "records": {
+        "record_id": "text",
+        "collection": "text",
+        "subject_ref": "bytea",
+        "created_at": "text",
+        "body": "bytea",
+    },
+    "record_index": {"token": "bytea", "subject_ref": "bytea", "record_id": "text"},
+    "events": {
+        "seq": "bigint",
+        "ts": "text",
+        "accessor": "text",
+        "org": "text",
+        "role": "text",
+        "action": "text",
+        "collection": "text",
+        "fields": "text",
+        "subject": "text",
+        "purpose": "text",
+        "case_id": "text",
+        "decision": "text",
+        "reason": "text",
+        "count": "bigint",
+        "break_glass": "boolean",
+        "justification": "text",
+    },
+    "ledger_entries": {"seq": "bigint", "entry": "bytea", "hashes": "bytea"},
+}
+_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([%s, ]+\)")
+
+
+def _copy_statement(insert: str) -> tuple[bytes, tuple[str, ...]]:
+    """Return the binary COPY statement and column types equivalent to an INSERT of one row."""
+    found = _INSERT.fullmatch(insert)
+    if found is None:
+        raise ValueError(f"not a plain one-row INSERT: {insert}")
+    table, columns = found[1], [c.strip() for c in found[2].split(",")]
+    types = tuple(_COLUMN_TYPES[table][column] for column in columns)
+    copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    return copy.encode(), types
+
+
+_COPY = {
+    _SQL[name]: _copy_statement(_SQL[name])
+    for name in ("insert_record", "insert_index", "insert_event", "insert_entry")
+}
+
+
 class _PostgresTx(SQLWrites):
     _sql = _SQL
 
@@ -76,11 +131,20 @@ class _PostgresTx(SQLWrites):
             raise _error(op, exc) from exc
 
     def _run_many(self, op: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        copy = _COPY.get(sql) if len(rows) >= _COPY_MIN else None
         try:
             with self._conn.cursor() as cur:
-                cur.executemany(sql, rows)
+                if copy is None:
+                    cur.executemany(sql, rows)
+                    return
+                with cur.copy(copy[0]) as target:
+                    target.set_types(copy[1])
+                    for row in rows:
+                        target.write_row(row)
         except psycopg.Error as exc:
             raise _error(op, exc) from exc
+        except (TypeError, ValueError) as exc:  # a value COPY cannot send as its column's type
+            raise StoreError(f"PostgreSQL could not {op}: {exc}") from exc
 
     def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
         try:
