@@ -110,10 +110,35 @@ def id_number(value: str) -> str:
     # stdnum reports a bad final character as a wrong checksum; it is really a format error.
     if not number[:17].isascii() or not number[:17].isdigit() or number[17] not in "0123456789X":
         raise NormalizeError(_ID_PROBLEMS[stdnum_errors.InvalidFormat])
+    # The steps of stdnum's ric.validate, in its order, with its functions; only the region
+    # lookup is memoized, keyed on exactly what it reads (region code and birth year).
     try:
-        return str(ric.validate(number))
+        if number[-1] != ric.calc_check_digit(number):
+            raise stdnum_errors.InvalidChecksum
+        born = ric.get_birth_date(number)
+        _check_region(number[:6], born.year)
     except stdnum_errors.ValidationError as exc:
         raise NormalizeError(_ID_PROBLEMS.get(type(exc), "not a valid ID number")) from exc
+    return number
+
+
+@functools.lru_cache(maxsize=16_384)
+def _region_valid(region: str, year: int) -> bool:
+    # stdnum's get_birth_place(number) reads only number[:6] and the birth year, so its verdict
+    # for this representative number (1 January of that year) is its verdict for every number
+    # sharing both.
+    try:
+        ric.get_birth_place(f"{region}{year:04d}01010000")
+    except (stdnum_errors.ValidationError, KeyError):
+        # stdnum raises KeyError for a few region prefixes that name a province or city but
+        # no county: not a place a number is assigned in, so not valid.
+        return False
+    return True
+
+
+def _check_region(region: str, year: int) -> None:
+    if not _region_valid(region, year):
+        raise stdnum_errors.InvalidComponent
 
 
 def phone(value: str, region: str = "CN") -> str:

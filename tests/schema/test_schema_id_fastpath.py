@@ -1,0 +1,66 @@
+"""ID-number validation memoizes stdnum's region lookup; its verdicts must be stdnum's."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
+
+from custodes.schema._normalize import NormalizeError, id_number
+from custodes.sim import generate_people
+
+VALID = [p.id_number for p in generate_people(300, seed=17)]
+
+
+def _stdnum_accepts(number: str) -> bool:
+    try:
+        ric.validate(number)
+    except (ValidationError, KeyError):  # stdnum raises KeyError for county-less prefixes
+        return False
+    return True
+
+
+def _ours_accepts(number: str) -> bool:
+    id_number.cache_clear()
+    try:
+        id_number(number)
+    except NormalizeError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    base=st.sampled_from(VALID),
+    edits=st.lists(
+        st.tuples(st.integers(0, 17), st.sampled_from("0123456789X")), min_size=1, max_size=3
+    ),
+)
+def test_agrees_with_stdnum_on_edited_numbers(base: str, edits: list[tuple[int, str]]) -> None:
+    chars = list(base)
+    for pos, ch in edits:
+        chars[pos] = ch
+    number = "".join(chars)
+    assert _ours_accepts(number) == _stdnum_accepts(number), number
+
+
+@settings(max_examples=300, deadline=None)
+@given(region=st.integers(100000, 999999), year=st.integers(1900, 2025))
+def test_agrees_with_stdnum_on_any_region_and_year(region: int, year: int) -> None:
+    body = f"{region}{year}0615123"
+    number = body + ric.calc_check_digit(body + "0")
+    assert _ours_accepts(number) == _stdnum_accepts(number), number
+
+
+@pytest.mark.parametrize("number", VALID[:20])
+def test_valid_numbers_come_back_unchanged(number: str) -> None:
+    assert id_number(number.lower()) == number
+
+
+def test_a_region_stdnum_cannot_look_up_is_a_clear_error_not_a_crash() -> None:
+    body = "11000119900615123"  # a prefix stdnum knows only without a county
+    number = body + ric.calc_check_digit(body + "0")
+    with pytest.raises(NormalizeError, match="region|place|birth"):
+        id_number(number)
