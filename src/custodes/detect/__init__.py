@@ -1,0 +1,64 @@
+"""Misuse detection over access events: explanations, detectors, alerts with evidence.
+
+Every access is asked *what explains it* (an approved case naming the subject and assigned to
+the reader, a relationship with the reader's organization, a routine duty of the reader's peer
+group); detectors then look at what nothing explains, at whom accesses touch (canaries,
+protected persons, officials of other organizations, colleagues, family, neighbours) and at how
+they move (bursts, night, enumeration, slow accumulation, dossiers, leaving). Findings combine
+per accessor into one :class:`Alert` with a score, evidence (event indexes) and one sentence.
+
+:func:`detect_files` runs the batch over the interchange files of DESIGN.md §6; a
+:class:`Pipeline` takes events one at a time (``observe``) for streaming use.
+"""
+
+from __future__ import annotations
+
+from custodes.detect._base import Detector, poisson_tail, surprise_score
+from custodes.detect._context import Baseline, Context, Directory, Explanation, peer_group
+from custodes.detect._model import (
+    AccessorInfo,
+    Alert,
+    CaseInfo,
+    Event,
+    Finding,
+    SubjectInfo,
+    read_accessors,
+    read_cases,
+    read_events,
+    read_subjects,
+)
+from custodes.detect._pipeline import (
+    ALERT_THRESHOLD,
+    DetectionReport,
+    Pipeline,
+    default_detectors,
+    detect,
+    detect_files,
+)
+
+__all__ = [
+    "ALERT_THRESHOLD",
+    "AccessorInfo",
+    "Alert",
+    "Baseline",
+    "CaseInfo",
+    "Context",
+    "DetectionReport",
+    "Detector",
+    "Directory",
+    "Event",
+    "Explanation",
+    "Finding",
+    "Pipeline",
+    "SubjectInfo",
+    "default_detectors",
+    "detect",
+    "detect_files",
+    "peer_group",
+    "poisson_tail",
+    "read_accessors",
+    "read_cases",
+    "read_events",
+    "read_subjects",
+    "surprise_score",
+]
