@@ -104,11 +104,15 @@ def test_the_command_prints_a_summary_and_json(
     args = ["demo", "--people", "150", "--days", "2", "--seed", "3", "--no-serve"]
     assert main([*args, "--home", str(tmp_path / "a")]) == 0
     text = capsys.readouterr().out
-    assert "custodes demo" in text and "Injected misuse" in text
+    assert "custodes demo" in text and "Injected misuse" in text and "detection: caught" in text
     assert main([*args, "--home", str(tmp_path / "b"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["people"] == 150 and data["ledger"]["verified"] is True
     assert data["events"] == data["ledger"]["size"] and data["truth"]
+    detection = data["detection"]
+    assert detection["misusers"] == len({m["accessor"] for m in data["truth"]})
+    assert 0 < detection["caught"] <= detection["misusers"]
+    assert len(data["alerts"]) == detection["caught"] + detection["false_alerts"]
 
 
 @pytest.mark.parametrize(
