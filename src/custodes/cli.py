@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from custodes._cli_alerts import alerts_command
 from custodes._cli_checkpoint import checkpoint_command
 from custodes._cli_common import (
     As,
@@ -62,6 +63,7 @@ app.add_typer(ledger_app, name="ledger")
 ledger_app.command("checkpoint")(checkpoint_command)
 app.command("demo")(demo_command)
 app.command("detect")(detect_command)
+app.command("alerts")(alerts_command)
 app.add_typer(witness_app, name="witness")
 
 

@@ -41,6 +41,8 @@ SETTINGS_HELP: dict[str, str] = {
     "ledger.checkpoint_every": "Sign a checkpoint once the ledger has grown by this many entries.",
     "ledger.checkpoint_seconds": "Sign a checkpoint once this many seconds have passed since the "
     "last one, if the ledger grew.",
+    "detect.stream": "Score new ledger events for misuse as they are committed (a background "
+    "thread; alerts go to <home>/detect/alerts.jsonl). Off by default.",
 }
 
 
@@ -75,6 +77,7 @@ class Settings:
     ledger_origin: str = "custodes.local/default"
     checkpoint_every: int = 1000
     checkpoint_seconds: int = 60
+    detect_stream: bool = False
 
     @property
     def root_key_path(self) -> Path:
@@ -150,6 +153,7 @@ class Settings:
             raise ConfigError("keys.dir must not be the directory that holds the database")
         limits = _table(raw, "limits")
         ledger = _table(raw, "ledger")
+        detect = _table(raw, "detect")
         tenant = _text(raw.get("tenant", "default"), "tenant")
         return cls(
             home=home,
@@ -170,6 +174,7 @@ class Settings:
             checkpoint_seconds=_positive(
                 ledger.get("checkpoint_seconds", 60), "ledger.checkpoint_seconds"
             ),
+            detect_stream=_flag(detect.get("stream", False), "detect.stream"),
         )
 
 
@@ -211,6 +216,12 @@ def _origin(value: object) -> str:
             "ledger.origin must be a non-empty string without spaces, newlines, control "
             f"characters or '+', not {value!r}"
         )
+    return value
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
     return value
 
 

@@ -183,7 +183,7 @@ def run_demo(
         if export is not None:
             summary = _export(vault, world, result, export, force=force, seed=seed)
         alerts = _detect(vault, world, result, export, progress)
-        _annotate(home, vault, world)
+        _annotate(home, vault, world, alerts)
     report = DemoReport(
         home=home,
         seed=seed,
@@ -229,13 +229,18 @@ def _detect(
     return report.alerts
 
 
-def _annotate(home: Path, vault: Vault, world: World) -> None:
+def _annotate(home: Path, vault: Vault, world: World, alerts: list[Alert]) -> None:
     # What the simulator knows about people (canaries, protected persons, employers, households,
     # as keyed tokens) goes where the vault's streaming detector looks for it.
     directory = home / "detect"
     directory.mkdir(mode=0o700, exist_ok=True)
     _write_lines(directory / "subjects.jsonl", subject_rows(vault, world))
     _write_lines(directory / "accessors.jsonl", accessor_rows(vault, world))
+    # The month's alerts, so that `custodes alerts --home` lists them (found in batch after
+    # the fact, hence not "live").
+    written = datetime.now(UTC).isoformat()
+    lines = [{**a.as_dict(), "live": False, "written_at": written} for a in alerts]
+    _write_lines(directory / "alerts.jsonl", lines)
 
 
 def _demo_home(home: Path, seed: int) -> Settings:

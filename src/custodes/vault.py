@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from custodes._groupcommit import GroupCommit
@@ -46,6 +46,9 @@ from custodes.model import (
 from custodes.policy import Policy, add_subjects, approve_case, close_case, new_case_id, open_case
 from custodes.schema import Collection, Schema
 from custodes.store import Store, open_store
+
+if TYPE_CHECKING:
+    from custodes.detect import Monitor
 
 __all__ = ["Record", "Vault"]
 
@@ -120,6 +123,7 @@ class Vault:
         )
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
         self._zone = ZoneInfo(policy.timezone)
+        self._monitor: Monitor | None = None
 
     @classmethod
     def open(
@@ -128,8 +132,13 @@ class Vault:
         *,
         clock: Clock = system_clock,
         case_ids: Callable[[], str] = new_case_id,
+        monitor: bool | Callable[[Vault], Monitor] | None = None,
     ) -> Vault:
         """Open the vault described by ``settings`` (keys, schema, policy, store).
+
+        ``monitor`` turns streaming misuse detection on or off (default: the ``detect.stream``
+        setting), or builds the :class:`~custodes.detect.Monitor` itself. Detection runs after
+        each commit in a background thread and never fails or delays a call.
 
         Raises:
             ConfigError: a key file, schema or policy is missing or invalid.
@@ -148,7 +157,7 @@ class Vault:
         index = BlindIndex(
             tenant=settings.tenant, index_key=root.index_key, pseudonym_key=root.pseudonym_key
         )
-        return cls(
+        vault = cls(
             settings=settings,
             schema=schema,
             policy=policy,
@@ -159,14 +168,31 @@ class Vault:
             checkpoints=checkpoints,
             case_ids=case_ids,
         )
+        streaming = settings.detect_stream if monitor is None else monitor
+        if streaming is True:
+            from custodes.detect import Monitor  # the detectors load only when streaming
+
+            vault._monitor = Monitor(vault)
+        elif streaming is not False:
+            vault._monitor = streaming(vault)
+        return vault
 
     @property
     def ledger(self) -> Ledger:
         """The verifiable access ledger over this vault's events (roots, proofs, verify)."""
         return Ledger(store=self.store)
 
+    @property
+    def monitor(self) -> Monitor | None:
+        """The streaming misuse detector watching this vault's commits, if on."""
+        return self._monitor
+
     def close(self) -> None:
-        """Release the store and key store."""
+        """Score what streaming detection still has queued, then release the store and key
+        store."""
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
         self.store.close()
         self._envelope.keystore.close()
 
@@ -417,9 +443,8 @@ class Vault:
         try:
             with self.store.transaction() as tx:
                 deleted = tx.delete_subject_records(subj.ref)
-                seq = tx.append_event(
-                    self._event(access, Action.SHRED, None, (), subj, decision, deleted, now)
-                )
+                event = self._event(access, Action.SHRED, None, (), subj, decision, deleted, now)
+                seq = tx.append_event(event)
         except StoreError as exc:
             raise AuditFailure(f"shred refused: {exc.diagnostics()}") from exc
         try:
@@ -428,7 +453,7 @@ class Vault:
             raise CryptoError(
                 "the records were deleted but the data key could not be destroyed; run shred again"
             ) from exc
-        self._maybe_checkpoint(seq + 1)
+        self._committed([seq], [event])
         return deleted
 
     def explain(
@@ -830,7 +855,7 @@ class Vault:
                 seq = tx.append_event(event)
         except StoreError as exc:
             raise AuditFailure(f"case change refused: {exc.diagnostics()}") from exc
-        self._maybe_checkpoint(seq + 1)
+        self._committed([seq], [event])
 
     def _known_accessors(self, ids: Iterable[str], org: str) -> list[str]:
         team = []
@@ -863,7 +888,14 @@ class Vault:
                 f"({exc.diagnostics()})"
             ) from exc
         if seqs:
-            self._maybe_checkpoint(seqs[-1] + 1)
+            self._committed(seqs, events)
+
+    def _committed(self, seqs: Sequence[int], events: Sequence[AccessEvent]) -> None:
+        """After a commit: hand the events to streaming detection (a queue put), then sign a
+        checkpoint if one is due."""
+        if self._monitor is not None:
+            self._monitor.submit(seqs, events)
+        self._maybe_checkpoint(seqs[-1] + 1)
 
     def _write_events(self, batches: list[Sequence[AccessEvent]]) -> list[list[int]]:
         """Append the events of several callers in one transaction; return each one's seqs."""

@@ -8,7 +8,8 @@ they move (bursts, night, enumeration, slow accumulation, dossiers, leaving). Fi
 per accessor into one :class:`Alert` with a score, evidence (event indexes) and one sentence.
 
 :func:`detect_files` runs the batch over the interchange files of DESIGN.md §6; a
-:class:`Pipeline` takes events one at a time (``observe``) for streaming use.
+:class:`Pipeline` takes events one at a time (``observe``) for streaming use, and a
+:class:`Monitor` runs one inside a vault, scoring ledger events as they are committed.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ from custodes.detect._pipeline import (
     detect,
     detect_files,
 )
+from custodes.detect._stream import ALERTS_FILE, HISTORY_DAYS, PAUSE, Monitor, read_alerts
 
 __all__ = [
+    "ALERTS_FILE",
     "ALERT_THRESHOLD",
+    "HISTORY_DAYS",
+    "PAUSE",
     "AccessorInfo",
     "Alert",
     "Baseline",
@@ -49,6 +54,7 @@ __all__ = [
     "Event",
     "Explanation",
     "Finding",
+    "Monitor",
     "Pipeline",
     "SubjectInfo",
     "default_detectors",
@@ -57,6 +63,7 @@ __all__ = [
     "peer_group",
     "poisson_tail",
     "read_accessors",
+    "read_alerts",
     "read_cases",
     "read_events",
     "read_subjects",
