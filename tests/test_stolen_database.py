@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 import string
 import subprocess
 from collections import defaultdict
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,12 +67,31 @@ def _stolen_bytes(vault: Vault) -> bytes:
     return subprocess.run([pg_dump, st.url], check=True, capture_output=True).stdout
 
 
-def _needles(values: set[str], backend: str) -> list[bytes]:
+def _stored_values(vault: Vault) -> bytes:
+    """Every value of every row of every table, as SQLite hands it back, NUL-separated."""
+    st = vault.settings.store
+    assert st.path is not None
+    parts: list[bytes] = []
+    with closing(sqlite3.connect(st.path)) as conn:
+        tables = [
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if isinstance(value, bytes):
+                        parts.append(value)
+                    elif value is not None:
+                        parts.append(str(value).encode())
+    return b"\0".join(parts)
+
+
+def _needles(values: set[str], backend: str, min_length: int = 6) -> list[bytes]:
     keep = []
     for value in values:
         raw = value.encode()
         # Shorter strings (a room number, "M") occur in any large random byte string by chance.
-        if len(raw) < 6:
+        if len(raw) < min_length:
             continue
         # pg_dump writes bytea as hex text: a short all-hex value (a 6-digit amount) would match
         # random ciphertext hex by chance (16^-6 per position), so only long ones are searched.
@@ -101,11 +122,23 @@ def test_stolen_database_files_hold_no_plaintext(
         # test clock never moves, so each is this one string; blank it, or a 6-byte value such
         # as flight "ZH2031" matches two random ciphertext bytes followed by the year.
         stolen = _stolen_bytes(vault).replace(CLOCK_TEXT, b"\0" * len(CLOCK_TEXT))
+        values = b""
+        if store_settings.backend == "sqlite":
+            values = _stored_values(vault).replace(CLOCK_TEXT, b"\0" * len(CLOCK_TEXT))
     needles = _needles(written, store_settings.backend)
     id_numbers = [n for n in needles if len(n) == 18 and n[:17].isdigit()]
     assert len(id_numbers) == PEOPLE and len(needles) > 5 * PEOPLE
     assert len(stolen) > 1_000_000
-    assert _hits(needles, stolen) == []
+    if store_settings.backend == "postgres":
+        assert _hits(needles, stolen) == []
+        return
+    # SQLite's raw pages interleave values with its own structure (big-endian integers, varints,
+    # cell pointers), which spells a 6-byte value such as a flight number ("9C8005") by chance in
+    # a few runs in a hundred. So: every byte of the files for values of 7 bytes and more, and
+    # every stored value (each cell as SQLite returns it, no page structure) for 6 bytes and more.
+    assert len(values) > 1_000_000
+    assert _hits(_needles(written, "sqlite", min_length=7), stolen) == []
+    assert _hits(needles, values) == []
 
 
 def test_the_search_itself_finds_plaintext(tmp_path: Path) -> None:
@@ -115,3 +148,13 @@ def test_the_search_itself_finds_plaintext(tmp_path: Path) -> None:
     assert _hits(_needles(values, "sqlite"), haystack) == [
         "锦江之星 Jinjiang Inn".encode().decode("latin-1")
     ]
+
+
+def test_the_stored_values_search_sees_a_planted_value(tmp_path: Path) -> None:
+    """A plaintext value that got into any table is found among the stored values."""
+    store = StoreSettings(backend="sqlite", path=tmp_path / "home" / "data" / "custodes.db")
+    with make_vault(tmp_path / "home", store) as vault:
+        with closing(sqlite3.connect(store.path)) as conn, conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('leak', '9C8005')")
+        found = _hits(_needles({"9C8005"}, "sqlite"), _stored_values(vault))
+    assert found == ["9C8005"]
