@@ -10,9 +10,10 @@ and events processed per second. Two baselines run on the same files:
 * ``eba3``: plain explanation-based auditing: flagged after 3 accesses that no case,
   relationship or routine duty of the peer group explains.
 
-Seeds 7 and 8 are the ones detection was tuned on; the held-out runs (seeds 101 and 202, a
-10,000-person world, and a 21-day month of 3,000 people) were never looked at while tuning and
-are reported separately.
+Seeds 7 and 8 (standard mix) are the ones detection was tuned on; the held-out runs (seeds 101
+and 202, a 10,000-person world, and a 21-day month of 3,000 people) were never looked at while
+tuning and are reported separately, as is the held-out scenario mix (``--mix shifted``: other
+benign-noise levels and misuse intensities; seeds 101 and 303) in ``held_out_mix``.
 
 ``streaming`` measures detection inside a vault (``Vault.open(monitor=True)``, SQLite, system
 clock): after two simulated days of benign work, one canary read per accessor, and one burst of
@@ -21,6 +22,7 @@ the evidence returning to the alert line being in ``<home>/detect/alerts.jsonl``
 the trials). Prints JSON.
 
     .venv/bin/python bench/detect.py [--work DIR] [--quick] [--big] [--no-streaming]
+                                     [--no-held-out-mix]
 """
 
 from __future__ import annotations
@@ -62,18 +64,20 @@ from custodes.vault import Vault
 
 TUNED = [(7, 2_000, 30), (8, 2_000, 30)]
 HELD_OUT = [(101, 2_000, 30), (202, 2_000, 30), (303, 10_000, 30), (404, 3_000, 21)]
+HELD_OUT_MIX = [(101, 2_000, 30), (303, 2_000, 30)]  # with --mix shifted
 BIG = (9, 60_000, 30)  # the throughput run (a few hundred thousand events)
 
 
-def export(work: Path, seed: int, people: int, days: int) -> Path:
+def export(work: Path, seed: int, people: int, days: int, mix: str = "standard") -> Path:
     """The interchange files of one demo run (made once, then reused)."""
-    target = work / f"seed{seed}-p{people}-d{days}"
+    suffix = "" if mix == "standard" else f"-{mix}"
+    target = work / f"seed{seed}-p{people}-d{days}{suffix}"
     if not (target / "truth.json").exists():
         subprocess.run(  # noqa: S603 - our own command with fixed arguments
             [
                 str(Path(sys.executable).parent / "custodes"), "demo", "--no-serve", "--json",
                 "--seed", str(seed), "--people", str(people), "--days", str(days),
-                "--export", str(target), "--force",
+                "--mix", mix, "--export", str(target), "--force",
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -311,15 +315,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tuned seeds only")
     parser.add_argument("--big", action="store_true", help="also the 60,000-person run")
     parser.add_argument("--no-streaming", action="store_true", help="skip the streaming latency")
+    parser.add_argument("--no-held-out-mix", action="store_true", help="skip the shifted mix")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {}
-    for label, plan in (("tuned", TUNED), ("held_out", [] if args.quick else HELD_OUT)):
+    held_out = [] if args.quick else HELD_OUT
+    shifted = [] if args.quick or args.no_held_out_mix else HELD_OUT_MIX
+    for label, plan, mix in (
+        ("tuned", TUNED, "standard"),
+        ("held_out", held_out, "standard"),
+        ("held_out_mix", shifted, "shifted"),
+    ):
         runs = {}
         for seed, people, days in plan:
-            runs[f"seed {seed}, {people} people, {days} days"] = run(
-                export(args.work, seed, people, days), days
+            name = f"seed {seed}, {people} people, {days} days" + (
+                "" if mix == "standard" else f", {mix} mix"
             )
+            runs[name] = run(export(args.work, seed, people, days, mix), days)
         if runs:
             report[label] = {"runs": runs, "pooled": pooled(list(runs.values()))}
     if args.big:

@@ -105,9 +105,10 @@ def test_the_command_prints_a_summary_and_json(
     assert main([*args, "--home", str(tmp_path / "a")]) == 0
     text = capsys.readouterr().out
     assert "custodes demo" in text and "Injected misuse" in text and "detection: caught" in text
-    assert main([*args, "--home", str(tmp_path / "b"), "--json"]) == 0
+    assert main([*args, "--home", str(tmp_path / "b"), "--json", "--mix", "shifted"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["people"] == 150 and data["ledger"]["verified"] is True
+    assert data["mix"] == "shifted" and len({m["kind"] for m in data["truth"]}) == 15
     assert data["events"] == data["ledger"]["size"] and data["truth"]
     detection = data["detection"]
     assert detection["misusers"] == len({m["accessor"] for m in data["truth"]})
@@ -120,6 +121,7 @@ def test_the_command_prints_a_summary_and_json(
     [
         (["--people", "99"], "--people must be between"),
         (["--days", "0"], "--days must be between"),
+        (["--mix", "spicy"], "--mix must be one of standard, shifted, not 'spicy'"),
     ],
 )
 def test_bad_sizes_are_one_line_errors(

@@ -21,6 +21,13 @@ __all__ = ["demo_command"]
 People = Annotated[int, typer.Option("--people", help="Size of the synthetic population.")]
 Days = Annotated[int, typer.Option("--days", help="Days of simulated work.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same run.")]
+Mix = Annotated[
+    str,
+    typer.Option(
+        "--mix",
+        help="Scenario mix: standard, or shifted (other noise levels and misuse intensities).",
+    ),
+]
 NoServe = Annotated[
     bool, typer.Option("--no-serve", help="Do not serve the portal and dashboard afterwards.")
 ]
@@ -39,6 +46,7 @@ def demo_command(
     people: People = 2_000,
     days: Days = 30,
     seed: Seed = 7,
+    mix: Mix = "standard",
     no_serve: NoServe = False,
     export: Export = None,
     force: Force = False,
@@ -67,7 +75,7 @@ def demo_command(
 
         report = run_demo(
             target, people=people, days=days, seed=seed, export=export, force=force,
-            progress=progress,
+            progress=progress, mix=mix,
         )  # fmt: skip
     emit(report.as_dict(), as_json, lambda: _summary(report))
     if not no_serve and not as_json:
@@ -83,7 +91,7 @@ def _summary(report: DemoReport) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(justify="right", style="bold")
     facts.add_column()
-    facts.add_row("population", f"{report.people:,} people (seed {report.seed})")
+    facts.add_row("population", f"{report.people:,} people (seed {report.seed}, {report.mix} mix)")
     facts.add_row("organizations", f"{report.organizations} with {report.accessors} accessors")
     facts.add_row("simulated", f"{report.days} days, {r.start:%Y-%m-%d} to {r.end:%Y-%m-%d}")
     facts.add_row("records", f"{r.records:,} (encrypted per field, keys per subject)")

@@ -28,6 +28,7 @@ from custodes.ledger.export import ExportSummary, export_ledger
 from custodes.ledger.witness import Witness
 from custodes.policy import new_case_id
 from custodes.sim import (
+    MIXES,
     Misuse,
     SimResult,
     World,
@@ -60,6 +61,7 @@ class DemoReport:
     seed: int
     people: int
     days: int
+    mix: str
     organizations: int
     accessors: int
     result: SimResult
@@ -104,6 +106,7 @@ class DemoReport:
             "seed": self.seed,
             "people": self.people,
             "days": self.days,
+            "mix": self.mix,
             "organizations": self.organizations,
             "accessors": self.accessors,
             "records": r.records,
@@ -133,11 +136,13 @@ def _misuse(m: Misuse) -> dict[str, Any]:
     return {"accessor": m.accessor, "kind": m.kind, "events": list(m.events), "note": m.note}
 
 
-def _check(people: int, days: int) -> None:
+def _check(people: int, days: int, mix: str) -> None:
     if not MIN_PEOPLE <= people <= MAX_PEOPLE:
         raise InputError(f"--people must be between {MIN_PEOPLE} and {MAX_PEOPLE:,}, not {people}")
     if not 1 <= days <= MAX_DAYS:
         raise InputError(f"--days must be between 1 and {MAX_DAYS}, not {days}")
+    if mix not in MIXES:
+        raise InputError(f"--mix must be one of {', '.join(MIXES)}, not {mix!r}")
 
 
 def run_demo(
@@ -149,15 +154,19 @@ def run_demo(
     export: Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    mix: str = "standard",
 ) -> DemoReport:
     """Run the whole demo in a new vault home ``home`` and return the report.
 
+    ``mix`` is the simulator's scenario mix (``standard``, or ``shifted``: held out from
+    detection tuning, with other benign-noise levels and misuse intensities).
+
     Raises:
-        InputError: bad sizes, or ``home`` already holds a vault.
+        InputError: bad sizes, an unknown mix, or ``home`` already holds a vault.
         ConfigError: the home cannot be created.
         VerificationError: the ledger does not verify or the witness refuses (a bug: report it).
     """
-    _check(people, days)
+    _check(people, days, mix)
     if export is not None and export.exists() and not export.is_dir():
         raise InputError(f"--export {export} is not a directory")
     began = time.perf_counter()
@@ -166,7 +175,9 @@ def run_demo(
     ids = random.Random(f"custodes demo case ids {seed}")  # noqa: S311 - reproducible demo ids
     world = build_world(people, seed=seed)
     with Vault.open(settings, clock=clock, case_ids=lambda: new_case_id(ids.randbytes(8))) as vault:
-        result = simulate(vault, world, days=days, seed=seed, clock=clock, progress=progress)
+        result = simulate(
+            vault, world, days=days, seed=seed, clock=clock, progress=progress, mix=mix
+        )
         if progress is not None:
             progress("verifying the ledger", 0, 1)
         ledger = vault.ledger
@@ -181,7 +192,7 @@ def run_demo(
             progress("verifying the ledger", 1, 1)
         summary = None
         if export is not None:
-            summary = _export(vault, world, result, export, force=force, seed=seed)
+            summary = _export(vault, world, result, export, force=force, seed=seed, mix=mix)
         alerts = _detect(vault, world, result, export, progress)
         _annotate(home, vault, world, alerts)
     report = DemoReport(
@@ -189,6 +200,7 @@ def run_demo(
         seed=seed,
         people=people,
         days=days,
+        mix=mix,
         organizations=len(world.orgs),
         accessors=len(world.staff),
         result=result,
@@ -259,7 +271,14 @@ def _demo_home(home: Path, seed: int) -> Settings:
 
 
 def _export(
-    vault: Vault, world: World, result: SimResult, directory: Path, *, force: bool, seed: int
+    vault: Vault,
+    world: World,
+    result: SimResult,
+    directory: Path,
+    *,
+    force: bool,
+    seed: int,
+    mix: str = "standard",
 ) -> ExportSummary:
     summary = export_ledger(vault, directory, force=force)
     # The simulator knows what a plain vault export cannot: employers, households, protected
@@ -268,6 +287,7 @@ def _export(
     _write_lines(directory / "accessors.jsonl", accessor_rows(vault, world))
     truth = {
         "seed": seed,
+        "mix": mix,
         "people": len(world.people),
         "ledger_size": summary.size,
         "misuse": [_misuse(m) for m in result.truth],

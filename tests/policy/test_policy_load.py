@@ -104,6 +104,7 @@ def test_defaults_of_a_grant(schema: Schema) -> None:
     policy = Policy.loads(grant(), schema=schema)
     (only,) = policy.grants
     assert (only.requires_case, only.requires_approval, only.break_glass) == (False, None, False)
+    assert only.requires_assignment
     assert only.max_subjects_per_day == 0 and only.hours is None
     assert policy.timezone == "UTC"
 
@@ -154,6 +155,14 @@ def test_errors_name_the_source(schema: Schema) -> None:
             r"grants\[0\]\.requires_approval: needs requires_case = true",
         ),
         (grant(requires_case='"yes"'), r"grants\[0\]\.requires_case: must be true or false"),
+        (
+            grant(requires_assignment="false"),
+            r"grants\[0\]\.requires_assignment: needs requires_case = true",
+        ),
+        (
+            grant(requires_case="true", requires_assignment='"no"'),
+            r"grants\[0\]\.requires_assignment: must be true or false",
+        ),
         (grant(max_subjects_per_day="-1"), r"max_subjects_per_day: must be a whole number"),
         (grant(max_subjects_per_day="true"), r"max_subjects_per_day: must be a whole number"),
         ('grants = "all"\n' + HEAD, r"grants: must be an array of tables"),

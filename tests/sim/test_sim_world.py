@@ -20,7 +20,9 @@ WORLD = build_world(1_500, seed=7)
 def test_public_names_are_pinned() -> None:
     assert set(custodes.sim.__all__) == {
         "MISUSE_KINDS",
+        "MIXES",
         "Misuse",
+        "Mix",
         "Org",
         "Person",
         "SimResult",

@@ -174,7 +174,11 @@ def _check_case_subject(req: _Request, grant: Grant) -> Decision | None:
 
 
 def _check_case_assignment(req: _Request, grant: Grant) -> Decision | None:
-    if req.case is None or req.access.principal.accessor in req.case.assigned:
+    # A grant without requires_assignment lets any holder of its role in the case's
+    # organization read under the case (the org check above still applies).
+    if req.case is None or not grant.requires_assignment:
+        return None
+    if req.access.principal.accessor in req.case.assigned:
         return None
     return _deny("case.assignment", f"case {req.case_label} is not assigned to the reader")
 

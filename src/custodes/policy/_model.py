@@ -41,6 +41,7 @@ _GRANT_KEYS = frozenset(
         "fields",
         "requires_case",
         "requires_approval",
+        "requires_assignment",
         "max_subjects_per_day",
         "hours",
         "break_glass",
@@ -69,6 +70,9 @@ class Grant:
 
     ``fields`` maps each covered collection to the covered fields in schema order ("*" already
     expanded); ``location`` names the collections where the grant covers location-class fields.
+    ``requires_assignment`` (meaningful with ``requires_case`` only): the case must be assigned
+    to the reader; when false, any member of the case's organization holding the role may read
+    under it, every other case condition still applying.
     """
 
     index: int
@@ -78,6 +82,7 @@ class Grant:
     fields: Mapping[str, tuple[str, ...]] = field(hash=False)
     requires_case: bool = False
     requires_approval: str | None = None
+    requires_assignment: bool = True
     max_subjects_per_day: int = 0
     hours: Hours | None = None
     break_glass: bool = False
@@ -180,6 +185,7 @@ class _Parser:
             fields=MappingProxyType(fields),
             requires_case=self._flag(table, "requires_case", path),
             requires_approval=self._approval(table, path),
+            requires_assignment=self._assignment(table, path),
             max_subjects_per_day=self._limit(table.get("max_subjects_per_day", 0), path),
             hours=self._hours(table.get("hours", ""), f"{path}.hours"),
             break_glass=self._flag(table, "break_glass", path),
@@ -266,6 +272,17 @@ class _Parser:
             raise self.fail(
                 f"{path}.requires_approval",
                 "needs requires_case = true (approval is given to a case)",
+            )
+        return value
+
+    def _assignment(self, table: dict[str, Any], path: str) -> bool:
+        if "requires_assignment" not in table:
+            return True
+        value = self._flag(table, "requires_assignment", path)
+        if table.get("requires_case") is not True:
+            raise self.fail(
+                f"{path}.requires_assignment",
+                "needs requires_case = true (assignment is to a case)",
             )
         return value
 

@@ -9,6 +9,7 @@ only).
 
 from __future__ import annotations
 
+from custodes.sim._mix import MIXES, Mix
 from custodes.sim._people import Person, generate_people, sample_records
 from custodes.sim.workload import Misuse, SimResult, simulate
 from custodes.sim.world import (
@@ -23,7 +24,9 @@ from custodes.sim.world import (
 
 __all__ = [
     "MISUSE_KINDS",
+    "MIXES",
     "Misuse",
+    "Mix",
     "Org",
     "Person",
     "SimResult",

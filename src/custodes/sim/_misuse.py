@@ -110,10 +110,10 @@ def _seller(runner: Runner, police: Police, staff: Staff, days: int, tag: Tag) -
     plain = r.access(staff, "criminal_investigation")
     glass = r.access(staff, "criminal_investigation", justification=_SELLER_TEXT)
     sold = 0
-    on = _days(r, days, 3)
+    on = _days(r, days, r.mix.seller_days)
     for day in on:
         at = r.in_shift(staff, day, misuse=True)
-        for person in _strangers(r, staff, r.rng.randint(2, 4)):
+        for person in _strangers(r, staff, r.rng.randint(*r.mix.seller_people)):
             sold += 1
             _step(r, at, r.get(plain, "hotel_stays", person.id_number), tag)
             for i, collection in enumerate(CASE_COLLECTIONS):
@@ -141,7 +141,7 @@ def _covered_seller(runner: Runner, police: Police, staff: Staff, days: int, tag
     sold = 0
     for day in on:
         at = r.when(day, r.rng.uniform(660, 720))
-        strangers = _strangers(r, staff, r.rng.randint(2, 3))
+        strangers = _strangers(r, staff, r.rng.randint(*r.mix.covered_people))
         sold += len(strangers)
         ids = [p.id_number for p in strangers]
         police.add_subjects(at, cover, ids, approver, misuse=tag)
@@ -172,11 +172,11 @@ def _purpose_misuse(runner: Runner, police: Police, staff: Staff, days: int, tag
     r = runner
     check = r.access(staff, "identity_check")
     investigate = r.access(staff, "criminal_investigation")
-    on = _days(r, days, 4)
+    on = _days(r, days, r.mix.purpose_days)
     tried = 0
     for n, day in enumerate(on):
         at = r.in_shift(staff, day, misuse=True)
-        for person in _strangers(r, staff, r.rng.randint(3, 5)):
+        for person in _strangers(r, staff, r.rng.randint(*r.mix.purpose_people)):
             tried += 1
             subject = person.id_number
             every = [*IDENTITY_FIELDS, "address", "phone"]
@@ -308,17 +308,20 @@ def _bulk(runner: Runner, police: Police, staff: Staff, days: int, tag: Tag) -> 
     day = _days(r, days, 1, start=1 if days > 1 else 0)[0]
     # Stolen credentials, used deep in the night (or late on a one-day run).
     at = r.when(day, r.rng.uniform(120, 200) if day > 0 else 1350)
-    count = min(520, max(60, len(r.world.pool) // 8))
+    mix = r.mix
+    count = min(mix.bulk_cap, max(60, len(r.world.pool) // mix.bulk_divisor))
     access = r.access(staff, "border_control")
+    began = at
     for person in r.rng.sample(r.world.pool, count):
         _step(r, at, r.get(access, "identity", person.id_number), tag)
         _step(
             r, at + timedelta(seconds=1), r.get(access, "border_crossings", person.id_number), tag
         )
-        at += timedelta(seconds=r.rng.uniform(2, 6))
+        at += timedelta(seconds=r.rng.uniform(*mix.bulk_gap))
+    minutes = round((at - began).total_seconds() / 60)
     return (
         f"stolen {staff.role} credentials used at night to pull {count} people's identities and "
-        "crossings in under an hour"
+        f"crossings in {minutes} minutes"
     )
 
 
@@ -330,7 +333,7 @@ def _enumeration(runner: Runner, police: Police, staff: Staff, days: int, tag: T
     tried = 0
     for day in _days(r, days, 2):
         at = r.in_shift(staff, day, misuse=True)
-        for _ in range(r.rng.randint(40, 70)):
+        for _ in range(r.rng.randint(*r.mix.enumeration_finds)):
             tried += 1
             if r.rng.random() < 0.9:
                 value = rec.random_id_number(r.rng)
@@ -352,7 +355,7 @@ def _low_and_slow(runner: Runner, police: Police, staff: Staff, days: int, tag: 
     on = [d for d in range(days) if r.weekday(d) != 6] or [0]
     total = 0
     for day in on:
-        people = [p.id_number for p in _strangers(r, staff, r.rng.randint(1, 3))]
+        people = [p.id_number for p in _strangers(r, staff, r.rng.randint(*r.mix.low_slow_people))]
         total += len(people)
         serve_customers(r, staff, day, len(people), people, misuse=tag, kind="misuse")
     return (
@@ -370,7 +373,7 @@ def _departing(runner: Runner, police: Police, staff: Staff, days: int, tag: Tag
     customers = r.world.relations[staff.org]
     pulled = 0
     for day in range(max(0, leaves - 3), min(leaves, days)):
-        count = r.rng.randint(30, 60)
+        count = r.rng.randint(*r.mix.departing_people)
         pulled += count
         chosen = r.rng.sample(customers, min(count, len(customers)))
         serve_customers(r, staff, day, len(chosen), chosen, misuse=tag, kind="misuse")
@@ -391,7 +394,7 @@ def _stalking(runner: Runner, police: Police, staff: Staff, days: int, tag: Tag)
     r = runner
     target = r.rng.choice(r.world.pool)
     plain = r.access(staff, "lawful_intercept")
-    on = _days(r, days, max(1, round(days * 0.6)))
+    on = _days(r, days, max(1, round(days * r.mix.stalking_share)))
     for n, day in enumerate(on):
         at = r.in_shift(staff, day, misuse=True)
         for i in range(r.rng.randint(1, 3)):
@@ -428,7 +431,7 @@ def _probing(runner: Runner, police: Police, staff: Staff, days: int, tag: Tag) 
     tried = 0
     for day in _days(r, days, 3):
         at = r.in_shift(staff, day, misuse=True)
-        for _ in range(r.rng.randint(4, 8)):
+        for _ in range(r.rng.randint(*r.mix.probes)):
             purpose, action, collection = _PROBES[tried % len(_PROBES)]
             tried += 1
             person = r.rng.choice(r.world.pool)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from custodes.clock import ManualClock
 from custodes.errors import AccessDenied
 from custodes.model import Access, Principal
+from custodes.sim._mix import STANDARD, Mix
 from custodes.sim.world import Staff, World
 from custodes.vault import Vault
 
@@ -49,16 +50,27 @@ class Runner:
     """Queues and runs the steps of a simulation, and counts what they did."""
 
     def __init__(
-        self, *, vault: Vault, world: World, clock: ManualClock, seed: int, first_day: date
+        self,
+        *,
+        vault: Vault,
+        world: World,
+        clock: ManualClock,
+        seed: int,
+        first_day: date,
+        mix: Mix = STANDARD,
     ) -> None:
         self.vault = vault
         self.world = world
+        self.mix = mix
         self.clock = clock
         self.zone = ZoneInfo(vault.policy.timezone)
         self.first_day = first_day
         # Planning draws and run-time draws come from separate generators, each deterministic.
         self.rng = random.Random(f"custodes.sim.plan:{seed}")  # noqa: S311 - simulation data
         self.live = random.Random(f"custodes.sim.live:{seed}")  # noqa: S311 - simulation data
+        # Draws of the benign noise added later (cover reads, port rushes) have their own
+        # generator, so that adding them left the rest of a seed's month as it was.
+        self.noise = random.Random(f"custodes.sim.noise:{seed}")  # noqa: S311 - simulation data
         self.operations: Counter[str] = Counter()
         self.truth: dict[tuple[str, str], list[int]] = {}
         self.notes: dict[tuple[str, str], str] = {}
@@ -70,6 +82,8 @@ class Runner:
         self._principals: dict[str, Principal] = {}
         # Accessors who leave during the simulation: the day from which they no longer work.
         self.leaving: dict[str, int] = {}
+        # Whether a port has a rush on a day, drawn once per (org, day).
+        self.rushes: dict[tuple[str, int], bool] = {}
 
     # -- time ---------------------------------------------------------------------------------
 

@@ -3,12 +3,15 @@
 Every step is one vault call by one staff member at a moment of their shift; what a step reads
 (which case, which subject) is decided when it runs, from the state earlier steps left (cases
 opened, approved, closed). Some benign noise is part of ordinary work: reads tried before a case
-is approved, a field asked for that the purpose does not cover, on-call checks at odd hours,
-warrants read by the colleague they are also assigned to, one justified break-glass read.
+is approved, a field asked for that the purpose does not cover, night and on-call checks at odd
+hours, cases that gain subjects, rush days at ports, warrants read by the colleague they are also
+assigned to and by an operator not assigned to them (covering a shift), one justified
+break-glass read. How much of each is set by the scenario mix (``custodes.sim._mix``).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -211,7 +214,7 @@ def identity_checks(runner: Runner, staff: Staff, day: int, count: int) -> None:
 
 
 def _duty_officer(runner: Runner, police: Police, staff: Staff, day: int) -> None:
-    counts = {"day": (14, 24), "night": (8, 16), "on_call": (1, 4)}[staff.shift]
+    counts = runner.mix.duty_checks[staff.shift]
     identity_checks(runner, staff, day, runner.rng.randint(*counts))
 
 
@@ -234,9 +237,16 @@ def _investigator(runner: Runner, police: Police, staff: Staff, day: int) -> Non
     for case in police.owned(staff):
         if case.close_day <= day:
             police.close(r.when(day, r.rng.uniform(960, 1080)), case)
-        elif case.approved and case.collections == CASE_COLLECTIONS and r.rng.random() < 0.08:
+        elif (
+            case.approved
+            and case.collections == CASE_COLLECTIONS
+            and r.rng.random() < r.mix.case_growth
+        ):
             at = r.when(day, r.rng.uniform(600, 900))
-            police.add_subjects(at, case, [_someone(r).id_number], r.rng.choice(approvers))
+            lo, hi = r.mix.case_growth_size
+            count = lo if lo == hi else r.rng.randint(lo, hi)
+            new = [_someone(r).id_number for _ in range(count)]
+            police.add_subjects(at, case, new, r.rng.choice(approvers))
 
 
 def _maybe_open_case(runner: Runner, police: Police, staff: Staff, day: int) -> None:
@@ -361,6 +371,14 @@ def _intercept_operator(runner: Runner, police: Police, staff: Staff, day: int) 
     if len(team) > 1:
         at = approved + timedelta(hours=r.rng.uniform(8, 12))
         r.schedule(at, "location_read", _warrant_read(r, case, team[1]))
+    # The next day, an operator the warrant is not assigned to covers the owner's shift and
+    # takes its location fix (the policy lets operators execute any warrant of their operator).
+    cover = [s for s in colleagues if s not in team]
+    if cover and r.noise.random() < r.mix.cover_read:
+        reader = r.noise.choice(cover)
+        for _ in range(r.noise.randint(1, 2)):
+            at = approved + timedelta(hours=r.noise.uniform(20, 27))
+            r.schedule(at, "location_cover_read", _warrant_read(r, case, reader))
     police.warrants.append(case)
 
 
@@ -458,31 +476,45 @@ def _airline_registrar(runner: Runner, police: Police, staff: Staff, day: int) -
 
 def _border_officer(runner: Runner, police: Police, staff: Staff, day: int) -> None:
     r = runner
-    port = r.world.org(staff.org)
-    access = r.access(staff, "border_control")
+    counts = r.mix.border_checks[staff.shift]
     if staff.shift == "day":
         # Ports are busiest in the morning and the evening.
-        minutes = [
-            r.rng.choice(
-                (r.rng.uniform(420, 600), r.rng.uniform(1020, 1200), r.rng.uniform(480, 1200))
-            )
-            for _ in range(r.rng.randint(10, 16))
-        ]
+        minutes = [_port_minute(r.rng) for _ in range(r.rng.randint(*counts))]
         times = [r.when(day, m) for m in minutes]
     else:
-        times = _times(
-            r, staff, day, r.rng.randint(5, 10) if staff.shift == "night" else r.rng.randint(2, 5)
-        )
+        times = _times(r, staff, day, r.rng.randint(*counts))
+    _travellers(r, r.rng, staff, times)
+    if staff.shift == "day" and _rush(r, staff.org, day):
+        # A rush day (holidays, a cancelled ferry): every officer of the port sees 1.8x.
+        extra = round(0.8 * len(times))
+        _travellers(r, r.noise, staff, [r.when(day, _port_minute(r.noise)) for _ in range(extra)])
+
+
+def _port_minute(rng: random.Random) -> float:
+    return rng.choice((rng.uniform(420, 600), rng.uniform(1020, 1200), rng.uniform(480, 1200)))
+
+
+def _rush(runner: Runner, org: str, day: int) -> bool:
+    key = (org, day)
+    if key not in runner.rushes:
+        runner.rushes[key] = runner.noise.random() < runner.mix.port_rush
+    return runner.rushes[key]
+
+
+def _travellers(runner: Runner, rng: random.Random, staff: Staff, times: list[datetime]) -> None:
+    r = runner
+    port = r.world.org(staff.org)
+    access = r.access(staff, "border_control")
     for at in times:
-        person = r.world.by_id[_related(r, staff.org)]
+        person = r.world.by_id[rng.choice(r.world.relations[staff.org])]
         r.schedule(at, "border_crossing", r.get(access, "identity", person.id_number))
 
         def cross(person: Person = person) -> None:
             record = rec.crossing(port, person, r.live, r.local(r.clock.now))
             r.put_many(access, "border_crossings", [(person.id_number, record)])
 
-        r.schedule(at + timedelta(minutes=r.rng.uniform(1, 3)), "border_crossing", cross)
-        if r.rng.random() < 0.3:
+        r.schedule(at + timedelta(minutes=rng.uniform(1, 3)), "border_crossing", cross)
+        if rng.random() < 0.3:
             history = r.get(access, "border_crossings", person.id_number)
             r.schedule(at + timedelta(seconds=30), "border_crossing", history)
 

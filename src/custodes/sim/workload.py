@@ -19,6 +19,7 @@ from custodes.clock import ManualClock
 from custodes.errors import InputError
 from custodes.model import Accessor
 from custodes.sim._misuse import deactivate_leavers, plan_misuse
+from custodes.sim._mix import mix_named
 from custodes.sim._people import Person, sample_records
 from custodes.sim._runner import Runner
 from custodes.sim._work import Police, plan_day
@@ -72,22 +73,33 @@ def simulate(
     seed: int,
     clock: ManualClock,
     progress: Progress | None = None,
+    mix: str = "standard",
 ) -> SimResult:
     """Run ``days`` days of ``world`` in ``vault``, starting at ``clock``'s time.
+
+    ``mix`` names the scenario mix (``standard`` or ``shifted``: see ``custodes.sim.MIXES``):
+    how much benign noise the month carries and how hard each misuse presses.
 
     The vault should be empty and read time from ``clock``; day 0 is the local (policy time
     zone) date of the clock's time. The departing employee's leaving date depends on ``days``,
     so the simulation records it in ``world.staff`` (``active_to``).
 
     Raises:
-        InputError: ``days`` is less than 1, or the world has no registrar to load records.
+        InputError: ``days`` is less than 1, an unknown mix, or the world has no registrar
+            to load records.
     """
     if days < 1:
         raise InputError(f"days must be at least 1, not {days}")
+    scenario = mix_named(mix)
     start = clock.now
     first_events = vault.store.event_count()
     runner = Runner(
-        vault=vault, world=world, clock=clock, seed=seed, first_day=_local_day(vault, start)
+        vault=vault,
+        world=world,
+        clock=clock,
+        seed=seed,
+        first_day=_local_day(vault, start),
+        mix=scenario,
     )
     _register(runner, progress)
     _load(runner, seed, progress)
