@@ -141,12 +141,28 @@ def _check_region(region: str, year: int) -> None:
         raise stdnum_errors.InvalidComponent
 
 
+# A Chinese mobile number already in E.164 form ("+86", then 11 digits starting with 1), the
+# form bulk loads carry. For it, phonenumbers.parse (~11 us) always returns country code 86 and
+# the 11 digits as the national number, whatever the default region: "+" makes 86 the country
+# code, there is no extension or leading zero, and CN's national prefix for parsing
+# ("1[12]dd" or "179dd") would leave 6 digits, a local-only length for CN, so parse keeps the
+# number unstripped. The number is then checked by the library's own is_valid_number.
+# tests/schema/test_schema_phone_fastpath.py checks these verdicts against parse +
+# is_valid_number, and the CN metadata this relies on.
+_CN_MOBILE_E164 = re.compile(r"\+861[0-9]{10}")
+
+
 def phone(value: str, region: str = "CN") -> str:
     """Return a valid phone number in E.164 form, such as ``+8613812345678``.
 
     Raises:
         NormalizeError: the text is not a phone number, or not a valid one.
     """
+    if _CN_MOBILE_E164.fullmatch(value):
+        number = phonenumbers.PhoneNumber(country_code=86, national_number=int(value[3:]))
+        if not phonenumbers.is_valid_number(number):
+            raise NormalizeError("not a valid phone number")
+        return value
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
