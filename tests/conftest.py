@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -47,17 +46,27 @@ def _with_db(url: str, dbname: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + dbname
 
 
-@pytest.fixture
-def pg_database(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty database for one test; yields its URL and drops it afterwards."""
+def fresh_pg_database(request: pytest.FixtureRequest) -> str:
+    """Create a fresh, empty database for the requesting test; return its URL. It is dropped
+    when the test ends. (Tests that need a second database, e.g. a second vault home, call
+    this directly.)"""
+    admin = request.getfixturevalue("pg_admin_url")
     name = "custodes_t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_db(pg_admin_url, name)
-    finally:
-        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return _with_db(admin, name)
+
+
+@pytest.fixture
+def pg_database(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database for one test; its URL (dropped afterwards)."""
+    return fresh_pg_database(request)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

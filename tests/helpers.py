@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+
+import psycopg
 
 from custodes._home import init_home
 from custodes.clock import ManualClock
@@ -37,3 +40,35 @@ def make_vault(home: Path, store: StoreSettings, clock: ManualClock | None = Non
 def access(vault: Vault, accessor: str, purpose: str | None, case: str | None = None) -> Access:
     """An Access for a registered accessor."""
     return Access(vault.principal(accessor), purpose, case)
+
+
+def raw_sql(vault: Vault, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Run SQL on the vault's database behind its back, as an intruder or a fault would."""
+    st = vault.settings.store
+    if st.backend == "sqlite":
+        with sqlite3.connect(st.path) as conn:
+            conn.execute(sql, params)
+    else:
+        assert st.url is not None
+        with psycopg.connect(st.url, autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), params)
+
+
+def break_event_table(vault: Vault) -> None:
+    """Make every later event insert fail, as a full disk or a broken table would."""
+    if vault.settings.store.backend == "sqlite":
+        raw_sql(
+            vault,
+            "CREATE TRIGGER fault BEFORE INSERT ON events "
+            "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END",
+        )
+    else:
+        raw_sql(
+            vault,
+            "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk quota exceeded'; END $$",
+        )
+        raw_sql(
+            vault,
+            "CREATE TRIGGER fault BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fault()",
+        )

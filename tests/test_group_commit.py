@@ -12,8 +12,7 @@ from custodes._groupcommit import GroupCommit
 from custodes.config import StoreSettings
 from custodes.errors import AuditFailure
 from custodes.sim import generate_people
-from tests.helpers import access, make_vault
-from tests.test_vault import _break_event_table
+from tests.helpers import access, break_event_table, make_vault
 
 
 def _hammer(threads: int, fn: Callable[[int], object]) -> list[object]:
@@ -118,7 +117,7 @@ def test_a_failing_event_write_returns_no_data_to_any_caller_of_the_batch(
     )
     before = vault.store.event_count()
     officer = access(vault, "duty-1", "identity_check")
-    _break_event_table(vault)
+    break_event_table(vault)
     results = _hammer(4, lambda _: vault.get(officer, "identity", person.id_number))
     assert all(isinstance(r, AuditFailure) for r in results), results
     assert not any(person.name in r.diagnostics() for r in results if isinstance(r, AuditFailure))

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from custodes.clock import ManualClock
@@ -28,7 +27,7 @@ from custodes.sim import Person, generate_people
 from custodes.store import open_store
 from custodes.store._codec import encode_fields
 from custodes.vault import Vault
-from tests.helpers import START, access, make_vault
+from tests.helpers import START, access, break_event_table, make_vault, raw_sql
 
 PEOPLE = generate_people(6, seed=7)
 
@@ -66,18 +65,6 @@ def stay(person: Person) -> dict[str, str]:
         "check_in": "2026-02-11T21:30:00+08:00",
         "check_out": "2026-02-13T11:00:00+08:00",
     }
-
-
-def raw_sql(vault: Vault, sql: str, params: tuple[object, ...] = ()) -> None:
-    """Run SQL on the vault's database behind its back, as an intruder or a fault would."""
-    st = vault.settings.store
-    if st.backend == "sqlite":
-        with sqlite3.connect(st.path) as conn:
-            conn.execute(sql, params)
-    else:
-        assert st.url is not None
-        with psycopg.connect(st.url, autocommit=True) as conn:
-            conn.execute(sql.replace("?", "%s"), params)
 
 
 def approved_case(vault: Vault, subjects: list[str], opener: str = "inv-1") -> str:
@@ -301,30 +288,11 @@ def test_moving_a_whole_record_to_another_subject_fails(vault: Vault) -> None:
 # -- fail closed -----------------------------------------------------------------------------
 
 
-def _break_event_table(vault: Vault) -> None:
-    if vault.settings.store.backend == "sqlite":
-        raw_sql(
-            vault,
-            "CREATE TRIGGER fault BEFORE INSERT ON events "
-            "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END",
-        )
-    else:
-        raw_sql(
-            vault,
-            "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'disk quota exceeded'; END $$",
-        )
-        raw_sql(
-            vault,
-            "CREATE TRIGGER fault BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fault()",
-        )
-
-
 def test_read_returns_no_data_when_its_event_cannot_be_committed(vault: Vault) -> None:
     victim = PEOPLE[0]
     reader = _reader(vault, victim)
     events_before = vault.store.event_count()
-    _break_event_table(vault)
+    break_event_table(vault)
     with pytest.raises(AuditFailure) as info:
         vault.get(reader, "identity", victim.id_number)
     assert victim.name not in info.value.diagnostics()
@@ -333,7 +301,7 @@ def test_read_returns_no_data_when_its_event_cannot_be_committed(vault: Vault) -
 
 def test_write_leaves_nothing_when_its_event_cannot_be_committed(vault: Vault) -> None:
     newcomer = generate_people(20, seed=99)[-1]
-    _break_event_table(vault)
+    break_event_table(vault)
     with pytest.raises(AuditFailure):
         vault.put(
             access(vault, "reg-1", "registration"),
@@ -346,7 +314,7 @@ def test_write_leaves_nothing_when_its_event_cannot_be_committed(vault: Vault) -
 
 
 def test_denial_is_not_silent_when_its_event_cannot_be_committed(vault: Vault) -> None:
-    _break_event_table(vault)
+    break_event_table(vault)
     with pytest.raises(AuditFailure):
         vault.get(access(vault, "inv-1", None), "identity", PEOPLE[0].id_number)
 

@@ -7,13 +7,12 @@ import base64
 import json
 import logging
 import stat
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
+from tests.conftest import fresh_pg_database
 from tests.helpers import STAFF, START, access
 
 from custodes._home import init_home
@@ -41,21 +40,6 @@ def configure(home: Path, **ledger: object) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def second_database(request: pytest.FixtureRequest) -> str:
-    """Another fresh PostgreSQL database for this test (a second vault home), dropped after."""
-    admin = request.getfixturevalue("pg_admin_url")
-    name = "custodes_t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    request.addfinalizer(drop)
-    return admin.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture
 def open_vault(
     tmp_path: Path, store_settings: StoreSettings, request: pytest.FixtureRequest
@@ -70,7 +54,7 @@ def open_vault(
         if home not in homes:
             url = store_settings.url
             if url is not None and homes:
-                url = second_database(request)
+                url = fresh_pg_database(request)
             init_home(home, backend=store_settings.backend, url=url)
             homes.append(home)
         configure(home, **ledger)

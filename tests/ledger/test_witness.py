@@ -8,7 +8,6 @@ import json
 import shutil
 import sqlite3
 import stat
-import uuid
 from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.conftest import fresh_pg_database
 from tests.helpers import STAFF, START, access
 
 from custodes._home import init_home
@@ -32,20 +32,6 @@ ORIGIN = "custodes.local/default"
 MakeLog = Callable[..., Vault]
 
 
-def _second_database(request: pytest.FixtureRequest) -> str:
-    admin = request.getfixturevalue("pg_admin_url")
-    name = "custodes_t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    request.addfinalizer(drop)
-    return admin.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture
 def make_log(
     tmp_path: Path, store_settings: StoreSettings, request: pytest.FixtureRequest
@@ -56,7 +42,7 @@ def make_log(
 
     def make(name: str, clock: ManualClock, keys_from: Vault | None = None) -> Vault:
         home = tmp_path / name
-        url = _second_database(request) if store_settings.url and homes else store_settings.url
+        url = fresh_pg_database(request) if store_settings.url and homes else store_settings.url
         settings = init_home(home, backend=store_settings.backend, url=url)
         homes.append(home)
         path = home / "custodes.toml"
