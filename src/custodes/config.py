@@ -16,7 +16,14 @@ from typing import Any, Literal
 
 from custodes.errors import ConfigError
 
-__all__ = ["SETTINGS_HELP", "Settings", "StoreSettings", "default_home", "default_origin"]
+__all__ = [
+    "SETTINGS_HELP",
+    "ApiSettings",
+    "Settings",
+    "StoreSettings",
+    "default_home",
+    "default_origin",
+]
 
 Backend = Literal["sqlite", "postgres"]
 Durability = Literal["normal", "full"]
@@ -41,6 +48,22 @@ SETTINGS_HELP: dict[str, str] = {
     "ledger.checkpoint_every": "Sign a checkpoint once the ledger has grown by this many entries.",
     "ledger.checkpoint_seconds": "Sign a checkpoint once this many seconds have passed since the "
     "last one, if the ledger grew.",
+    "ledger.witnesses": "Witness verifier keys (C2SP vkeys) whose cosignatures of this log's "
+    "checkpoints the portal shows and the browser checks; cosigned notes are read from "
+    "<home>/ledger/cosignatures/.",
+    "api.max_body_bytes": "Largest HTTP request body accepted, in bytes; larger requests get 413.",
+    "api.rate_per_second": "Requests per second each API token (or portal session) may make "
+    "on average; more get 429 with Retry-After.",
+    "api.rate_burst": "How many requests above the average rate one token may make at once.",
+    "api.token_days": "How long an API token issued by 'custodes token create' stays valid.",
+    "api.session_minutes": "How long a portal or dashboard sign-in stays valid.",
+    "api.portal_code_minutes": "How long a one-time portal code stays valid.",
+    "api.oidc_issuer": "OIDC issuer whose bearer JWTs the API accepts (empty: OIDC off).",
+    "api.oidc_audience": "The audience ('aud') OIDC bearer JWTs must carry.",
+    "api.oidc_jwks": "The issuer's signing keys: a JWKS URL (https://...) or a JWKS file path.",
+    "api.oidc_accessor_claim": "The JWT claim naming the accessor id (default 'sub').",
+    "api.oidc_subject_claim": "The ID-token claim holding a data subject's ID number, for "
+    "portal sign-in through OIDC (default 'custodes_subject').",
     "detect.stream": "Score new ledger events for misuse as they are committed (a background "
     "thread; alerts go to <home>/detect/alerts.jsonl). Off by default.",
 }
@@ -62,6 +85,23 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The HTTP service: limits, credential lifetimes and the optional OIDC issuer."""
+
+    max_body_bytes: int = 1_048_576
+    rate_per_second: int = 50
+    rate_burst: int = 100
+    token_days: int = 90
+    session_minutes: int = 30
+    portal_code_minutes: int = 15
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks: str | None = None
+    oidc_accessor_claim: str = "sub"
+    oidc_subject_claim: str = "custodes_subject"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All settings of one vault home; paths are absolute once loaded."""
 
@@ -78,6 +118,8 @@ class Settings:
     checkpoint_every: int = 1000
     checkpoint_seconds: int = 60
     detect_stream: bool = False
+    witnesses: tuple[str, ...] = ()
+    api: ApiSettings = field(default_factory=lambda: ApiSettings())
 
     @property
     def root_key_path(self) -> Path:
@@ -154,6 +196,7 @@ class Settings:
         limits = _table(raw, "limits")
         ledger = _table(raw, "ledger")
         detect = _table(raw, "detect")
+        api = _api(_table(raw, "api"))
         tenant = _text(raw.get("tenant", "default"), "tenant")
         return cls(
             home=home,
@@ -175,7 +218,45 @@ class Settings:
                 ledger.get("checkpoint_seconds", 60), "ledger.checkpoint_seconds"
             ),
             detect_stream=_flag(detect.get("stream", False), "detect.stream"),
+            witnesses=_vkeys(ledger.get("witnesses", []), "ledger.witnesses"),
+            api=api,
         )
+
+
+_API_DEFAULTS = ApiSettings()
+
+
+def _api(raw: dict[str, Any]) -> ApiSettings:
+    def count(name: str) -> int:
+        return _positive(raw.get(name, getattr(_API_DEFAULTS, name)), f"api.{name}")
+
+    def optional(name: str) -> str | None:
+        return _text(raw[name], f"api.{name}") if name in raw else None
+
+    issuer, audience, jwks = (optional(n) for n in ("oidc_issuer", "oidc_audience", "oidc_jwks"))
+    if issuer and not (audience and jwks):
+        raise ConfigError("api.oidc_issuer is set: api.oidc_audience and api.oidc_jwks must be too")
+    return ApiSettings(
+        max_body_bytes=count("max_body_bytes"),
+        rate_per_second=count("rate_per_second"),
+        rate_burst=count("rate_burst"),
+        token_days=count("token_days"),
+        session_minutes=count("session_minutes"),
+        portal_code_minutes=count("portal_code_minutes"),
+        oidc_issuer=issuer,
+        oidc_audience=audience,
+        oidc_jwks=jwks,
+        oidc_accessor_claim=_text(raw.get("oidc_accessor_claim", "sub"), "api.oidc_accessor_claim"),
+        oidc_subject_claim=_text(
+            raw.get("oidc_subject_claim", "custodes_subject"), "api.oidc_subject_claim"
+        ),
+    )
+
+
+def _vkeys(value: object, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{name} must be a list of verifier keys (strings)")
+    return tuple(value)
 
 
 def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ with status 1; the HTTP layer maps it to one JSON error shape)::
     │   ├── InclusionError
     │   ├── ConsistencyError
     │   └── SignatureError
+    ├── AuthenticationError    no valid credentials (HTTP 401): missing, unknown, expired
     ├── AccessDenied           policy refused the access; carries the missing condition(s)
     ├── NotFound               no such record, case, accessor or subject
     └── StoreError             the storage backend failed
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDenied",
     "AuditFailure",
+    "AuthenticationError",
     "ConfigError",
     "ConsistencyError",
     "CryptoError",
@@ -76,6 +78,10 @@ class ConsistencyError(VerificationError):
 
 class SignatureError(VerificationError):
     """A signature did not verify."""
+
+
+class AuthenticationError(CustodesError):
+    """The caller presented no valid credentials (missing, unknown, expired or forged)."""
 
 
 class AccessDenied(CustodesError):

@@ -18,6 +18,8 @@ __all__ = [
     "Accessor",
     "Action",
     "Case",
+    "Credential",
+    "CredentialKind",
     "Decision",
     "IndexEntry",
     "Principal",
@@ -225,3 +227,27 @@ class StoredRecord:
     subject_ref: bytes
     created_at: datetime
     fields: dict[str, bytes] = field(default_factory=dict)
+
+
+class CredentialKind(StrEnum):
+    """What a stored credential lets its bearer do (see :class:`Credential`)."""
+
+    API_TOKEN = "api_token"  # noqa: S105 - a kind name; an accessor's API token
+    PORTAL_CODE = "portal_code"  # a one-time code that signs a data subject in to the portal
+    SUBJECT_SESSION = "subject_session"  # a data subject's portal sign-in
+    ACCESSOR_SESSION = "accessor_session"  # an accessor's (auditor's) dashboard sign-in
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A bearer secret as stored: only its SHA-256 digest, never the secret itself.
+
+    ``principal`` is an accessor id (API tokens, accessor sessions) or a subject's ledger
+    pseudonym (portal codes, subject sessions).
+    """
+
+    digest: bytes
+    kind: CredentialKind
+    principal: str
+    created_at: datetime
+    expires_at: datetime

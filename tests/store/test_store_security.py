@@ -112,6 +112,7 @@ def test_store_holds_no_key_material_columns(raw_sql: RawSQL, store: Store, back
     assert sorted(row[0] for row in rows) == [
         "accessors",
         "cases",
+        "credentials",  # digests of bearer secrets only (tests/api/test_credentials.py)
         "events",
         "ledger_entries",
         "meta",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -264,8 +264,10 @@ class Policy:
         purposes: Mapping[str, str],
         grants: Sequence[Grant],
         timezone: ZoneInfo | None = None,
+        oversight_roles: Iterable[str] = (),
     ) -> None:
         self.schema = schema
+        self._oversight = frozenset(oversight_roles)
         self._purposes = MappingProxyType(dict(purposes))
         self._grants = tuple(grants)
         self._timezone = timezone or ZoneInfo("UTC")
@@ -288,6 +290,7 @@ class Policy:
             purposes=parsed.purposes,
             grants=parsed.grants,
             timezone=parsed.timezone,
+            oversight_roles=parsed.oversight_roles,
         )
 
     @classmethod
@@ -329,9 +332,15 @@ class Policy:
 
     @property
     def roles(self) -> frozenset[str]:
-        """Every role the policy speaks of: holders of grants and required approvers."""
+        """Every role the policy speaks of: holders of grants, required approvers and oversight."""
         approvers = {g.requires_approval for g in self._grants if g.requires_approval}
-        return frozenset({g.role for g in self._grants} | approvers)
+        return frozenset({g.role for g in self._grants} | approvers | self._oversight)
+
+    @property
+    def oversight_roles(self) -> frozenset[str]:
+        """Roles that review the access log and its alerts (the auditor dashboard); they get
+        no access to records."""
+        return self._oversight
 
     def approver_roles(self, purpose: str) -> frozenset[str]:
         """Return the roles whose approval some grant for ``purpose`` requires."""

@@ -30,7 +30,7 @@ READ_ACTIONS: frozenset[Action] = frozenset({Action.GET, Action.FIND, Action.EXP
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _HOURS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
-_TOP_KEYS = frozenset({"timezone", "purposes", "grants"})
+_TOP_KEYS = frozenset({"timezone", "purposes", "grants", "oversight_roles"})
 _PURPOSE_KEYS = frozenset({"description"})
 _GRANT_KEYS = frozenset(
     {
@@ -110,6 +110,7 @@ class ParsedPolicy:
     timezone: ZoneInfo
     purposes: Mapping[str, str]
     grants: tuple[Grant, ...]
+    oversight_roles: frozenset[str] = frozenset()
 
 
 def parse_policy(text: str, *, schema: Schema, source: str) -> ParsedPolicy:
@@ -143,7 +144,17 @@ class _Parser:
         if not isinstance(entries, list):
             raise self.fail("grants", "must be an array of tables ([[grants]])")
         grants = tuple(self.grant(i, body, purposes) for i, body in enumerate(entries))
-        return ParsedPolicy(timezone=timezone, purposes=MappingProxyType(purposes), grants=grants)
+        oversight = raw.get("oversight_roles", [])
+        if not isinstance(oversight, list) or not all(
+            isinstance(r, str) and r.isidentifier() for r in oversight
+        ):
+            raise self.fail("oversight_roles", "must be a list of role names")
+        return ParsedPolicy(
+            timezone=timezone,
+            purposes=MappingProxyType(purposes),
+            grants=grants,
+            oversight_roles=frozenset(oversight),
+        )
 
     def _timezone(self, value: object) -> ZoneInfo:
         if not isinstance(value, str) or not value:

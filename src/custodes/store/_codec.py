@@ -22,7 +22,15 @@ from typing import Any
 
 from custodes.errors import StoreError
 from custodes.ledger.merkle import HASH_SIZE, subtree_roots
-from custodes.model import AccessEvent, Accessor, Case, IndexEntry, StoredRecord
+from custodes.model import (
+    AccessEvent,
+    Accessor,
+    Case,
+    Credential,
+    CredentialKind,
+    IndexEntry,
+    StoredRecord,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -49,7 +57,7 @@ __all__ = [
     "subjects_since",
 ]
 
-SCHEMA_VERSION = 2  # 2: ledger_entries (entry bytes + hashes) replaced ledger_nodes
+SCHEMA_VERSION = 3  # 2: ledger_entries replaced ledger_nodes; 3: credentials (additive)
 
 _NAME_LEN = struct.Struct(">H")
 _VALUE_LEN = struct.Struct(">I")
@@ -446,6 +454,26 @@ _DML: dict[str, str] = {
         "? AND seq < ? ORDER BY seq LIMIT ?"
     ),
     "mark": "?",
+    "subject_events": (
+        "SELECT seq, ts, accessor, org, role, action, collection, fields, subject, purpose, "
+        "case_id, decision, reason, count, break_glass, justification FROM events WHERE "
+        "subject = ? ORDER BY seq DESC LIMIT ?"
+    ),
+    "accessor_events": (
+        "SELECT seq, ts, accessor, org, role, action, collection, fields, subject, purpose, "
+        "case_id, decision, reason, count, break_glass, justification FROM events WHERE "
+        "accessor = ? ORDER BY seq DESC LIMIT ?"
+    ),
+    "credential": (
+        "SELECT digest, kind, principal, created_at, expires_at FROM credentials WHERE digest = ?"
+    ),
+    "insert_credential": (
+        "INSERT INTO credentials (digest, kind, principal, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?)"
+    ),
+    "set_version": "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+    "delete_credential": "DELETE FROM credentials WHERE digest = ?",
+    "delete_expired_credentials": "DELETE FROM credentials WHERE expires_at < ?",
     "insert_entry": "INSERT INTO ledger_entries (seq, entry, hashes) VALUES (?, ?, ?)",
     "next_entry": "SELECT COALESCE(MAX(seq) + 1, 0) FROM ledger_entries",
     "ledger_rows": (
@@ -508,6 +536,11 @@ class SQLReads(ABC):
             self._lock_schema(tx)
             version = self._schema_version()
             if version == SCHEMA_VERSION:
+                return
+            if version == 2:  # 3 only adds tables: create what is missing, then say so
+                for statement in self._ddl:
+                    tx._run("upgrade the schema", statement, ())
+                tx._run("upgrade the schema", self._sql["set_version"], (str(SCHEMA_VERSION),))
                 return
             if version is not None and version < SCHEMA_VERSION:
                 raise StoreError(
@@ -610,6 +643,46 @@ class SQLReads(ABC):
             if len(rows) < self._EVENT_CHUNK:
                 return
             pos = int(rows[-1][0]) + 1
+
+    def subject_events(self, subject: str, limit: int) -> list[tuple[int, AccessEvent]]:
+        """Return the newest ``limit`` events about ``subject`` (a ledger pseudonym), newest
+        first, as ``(seq, event)`` from the queryable projection.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        rows = self._fetch("read a subject's events", self._sql["subject_events"], (subject, limit))
+        return [event_from_row(row) for row in rows]
+
+    def accessor_events(self, accessor: str, limit: int) -> list[tuple[int, AccessEvent]]:
+        """Return the newest ``limit`` events of one accessor, newest first.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        rows = self._fetch(
+            "read an accessor's events", self._sql["accessor_events"], (accessor, limit)
+        )
+        return [event_from_row(row) for row in rows]
+
+    def credential(self, digest: bytes) -> Credential | None:
+        """Return the stored credential with this digest, or ``None`` (expired ones too: the
+        caller compares ``expires_at`` with its clock).
+
+        Raises:
+            StoreError: the query failed.
+        """
+        rows = self._fetch("read a credential", self._sql["credential"], (digest,))
+        if not rows:
+            return None
+        digest_, kind, principal, created, expires = rows[0]
+        return Credential(
+            digest=bytes(digest_),
+            kind=CredentialKind(kind),
+            principal=principal,
+            created_at=datetime.fromisoformat(created),
+            expires_at=datetime.fromisoformat(expires),
+        )
 
     def event_count(self) -> int:
         """Return the size of the ledger: the next sequence number (seqs have no gaps unless
@@ -855,6 +928,44 @@ class SQLWrites(ABC):
         """
         self._check()
         self._run("store a case", self._sql["upsert_case"], case_params(case))
+
+    def put_credential(self, credential: Credential) -> None:
+        """Store a new credential (its digest only).
+
+        Raises:
+            StoreError: the backend failed, or the digest exists already.
+        """
+        self._check()
+        params = (
+            credential.digest,
+            str(credential.kind),
+            credential.principal,
+            credential.created_at.isoformat(),
+            credential.expires_at.isoformat(),
+        )
+        self._run("store a credential", self._sql["insert_credential"], params)
+
+    def delete_credential(self, digest: bytes) -> bool:
+        """Delete a credential; return whether it existed (so one-time codes are used once).
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        return self._run("delete a credential", self._sql["delete_credential"], (digest,)) > 0
+
+    def delete_expired_credentials(self, now: datetime) -> int:
+        """Delete every credential that expired before ``now``; return how many.
+
+        Raises:
+            StoreError: the backend failed.
+        """
+        self._check()
+        return self._run(
+            "delete expired credentials",
+            self._sql["delete_expired_credentials"],
+            (now.isoformat(),),
+        )
 
     def put_accessor(self, accessor: Accessor) -> None:
         """Insert an accessor or replace an existing one with the same id.

@@ -59,7 +59,9 @@ _DDL = (
     "approver_role text, approved_at text, closed_at text)",
     "CREATE TABLE IF NOT EXISTS accessors (accessor text PRIMARY KEY, org text NOT NULL, "
     "role text NOT NULL, active boolean NOT NULL)",
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS credentials (digest bytea PRIMARY KEY, kind text NOT NULL, "
+    "principal text NOT NULL, created_at text NOT NULL, expires_at text NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING",
 )
 
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from custodes.model import AccessEvent, Accessor, Case, IndexEntry, StoredRecord
+from custodes.model import AccessEvent, Accessor, Case, Credential, IndexEntry, StoredRecord
 
 __all__ = ["Store", "StoreTx"]
 
@@ -38,6 +38,15 @@ class StoreTx(Protocol):
 
     def put_case(self, case: Case) -> None:
         """Insert a case or replace the stored state of an existing one."""
+
+    def put_credential(self, credential: Credential) -> None:
+        """Store a new credential (its digest only)."""
+
+    def delete_credential(self, digest: bytes) -> bool:
+        """Delete a credential; return whether it existed."""
+
+    def delete_expired_credentials(self, now: datetime) -> int:
+        """Delete credentials that expired before ``now``; return how many."""
 
     def put_accessor(self, accessor: Accessor) -> None:
         """Insert an accessor or replace an existing one with the same id."""
@@ -83,6 +92,15 @@ class Store(Protocol):
 
     def events(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, AccessEvent]]:
         """Yield ``(seq, event)`` for ``start <= seq < stop`` in order."""
+
+    def subject_events(self, subject: str, limit: int) -> list[tuple[int, AccessEvent]]:
+        """Return the newest ``limit`` events about a subject pseudonym, newest first."""
+
+    def accessor_events(self, accessor: str, limit: int) -> list[tuple[int, AccessEvent]]:
+        """Return the newest ``limit`` events of one accessor, newest first."""
+
+    def credential(self, digest: bytes) -> Credential | None:
+        """Return the stored credential with this digest, or ``None``."""
 
     def event_count(self) -> int:
         """Return the size of the ledger (the next sequence number)."""

@@ -47,7 +47,9 @@ _DDL = (
     "approver_role TEXT, approved_at TEXT, closed_at TEXT)",
     "CREATE TABLE IF NOT EXISTS accessors (accessor TEXT PRIMARY KEY, org TEXT NOT NULL, "
     "role TEXT NOT NULL, active INTEGER NOT NULL)",
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS credentials (digest BLOB PRIMARY KEY, kind TEXT NOT NULL, "
+    "principal TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING",
 )
 
 

@@ -1,0 +1,22 @@
+"""``GET /v1/health``: liveness, without authentication and without touching personal data."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["health"])
+
+
+class Health(BaseModel):
+    """The service answers."""
+
+    status: str
+
+
+@router.get("/health", response_model=Health, operation_id="health")
+def health() -> Health:
+    """Report that the service is up (public; no data, no ledger entry)."""
+    return Health(status="ok")
