@@ -25,7 +25,8 @@ from custodes.detect import Alert, detect_files
 from custodes.errors import InputError
 from custodes.ledger import CheckpointLog
 from custodes.ledger.export import ExportSummary, export_ledger
-from custodes.ledger.witness import Witness
+from custodes.ledger.witness import Witness, publish_cosignature
+from custodes.model import Accessor
 from custodes.policy import new_case_id
 from custodes.sim import (
     MIXES,
@@ -39,7 +40,7 @@ from custodes.sim import (
 )
 from custodes.vault import Vault
 
-__all__ = ["DEMO_START", "DemoReport", "run_demo"]
+__all__ = ["AUDITOR", "DEMO_START", "DemoReport", "Victim", "run_demo"]
 
 # The simulated month starts on a Monday; every timestamp is simulated, never wall-clock.
 DEMO_START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -51,6 +52,30 @@ DEMO_CHECKPOINT_SECONDS = 3600
 MAX_DAYS = 366
 
 Progress = Callable[[str, int, int], None]
+# The custodian's oversight officer: reviews alerts on the dashboard, has no access to records.
+AUDITOR = Accessor(accessor="auditor-1", org="oversight-office", role="auditor")
+WITNESS_NAME = "witness.custodes.local/demo"
+
+
+@dataclass(frozen=True)
+class Victim:
+    """A subject whose record an injected abuser read: who to sign in as in the portal."""
+
+    subject: str  # ID number (synthetic)
+    name: str
+    accessor: str
+    kind: str
+    events: tuple[int, ...]  # ledger seqs of the abuser's reads of this subject
+
+    def as_dict(self) -> dict[str, Any]:
+        """The victim as JSON-able data."""
+        return {
+            "subject": self.subject,
+            "name": self.name,
+            "accessor": self.accessor,
+            "kind": self.kind,
+            "events": list(self.events),
+        }
 
 
 @dataclass
@@ -75,6 +100,7 @@ class DemoReport:
     export: ExportSummary | None = None
     by_kind: dict[str, list[Misuse]] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
+    victims: list[Victim] = field(default_factory=list)
 
     @property
     def caught(self) -> set[str]:
@@ -128,6 +154,8 @@ class DemoReport:
             "export": None if self.export is None else str(self.export.directory),
             "detection": self.detection(),
             "alerts": [a.as_dict() for a in self.alerts],
+            "victims": [v.as_dict() for v in self.victims],
+            "auditor": AUDITOR.accessor,
             "seconds": round(self.seconds, 1),
         }
 
@@ -185,9 +213,14 @@ def run_demo(
         size = ledger.size()
         root = ledger.root(size)
         signed = CheckpointLog.open(settings).sign(ledger, clock())
-        witness = Witness.create(home / "witness", "witness.custodes.local/demo")
+        witness = Witness.create(home / "witness", WITNESS_NAME)
         witness.trust(CheckpointLog.open(settings).vkey)
-        witness.cosign(signed.note, ledger, clock())
+        publish_cosignature(
+            settings.ledger_dir, witness.name, witness.cosign(signed.note, ledger, clock())
+        )
+        _trust_witness(settings, witness.vkey)
+        vault.add_accessor(AUDITOR)
+        victims = _victims(vault, world, result)
         if progress is not None:
             progress("verifying the ledger", 1, 1)
         summary = None
@@ -213,10 +246,53 @@ def run_demo(
         seconds=time.perf_counter() - began,
         export=summary,
         alerts=alerts,
+        victims=victims,
     )
     for m in result.truth:
         report.by_kind.setdefault(m.kind, []).append(m)
     return report
+
+
+# The abuses whose victims are worth signing in as: someone read their record for no reason.
+_VICTIM_KINDS = ("seller", "covered_seller", "stalking", "family_lookup", "vip_snooping")
+
+
+def _victims(vault: Vault, world: World, result: SimResult) -> list[Victim]:
+    """For each kind of targeted abuse, the subject its abuser read most (ties: lowest seq)."""
+    people = {vault.pseudonym(p.id_number): p for p in world.people}
+    reads: dict[tuple[str, str, str], list[int]] = {}
+    wanted = {m.kind: m for m in result.truth if m.kind in _VICTIM_KINDS}
+    for kind, misuse in wanted.items():
+        picked = set(misuse.events)
+        for seq, event in vault.store.events(min(picked), max(picked) + 1):
+            if seq in picked and event.subject in people and event.decision == "allow":
+                reads.setdefault((kind, misuse.accessor, event.subject), []).append(seq)
+    best: dict[str, tuple[str, str, list[int]]] = {}
+    for (kind, accessor, pseudonym), seqs in reads.items():
+        if kind not in best or (len(seqs), -seqs[0]) > (len(best[kind][2]), -best[kind][2][0]):
+            best[kind] = (accessor, pseudonym, seqs)
+    return [
+        Victim(
+            subject=people[pseudonym].id_number,
+            name=people[pseudonym].name,
+            accessor=accessor,
+            kind=kind,
+            events=tuple(seqs),
+        )
+        for kind in _VICTIM_KINDS
+        if kind in best
+        for accessor, pseudonym, seqs in [best[kind]]
+    ]
+
+
+def _trust_witness(settings: Settings, vkey: str) -> None:
+    """Name the demo's witness in custodes.toml, so the portal shows and checks its cosignature."""
+    config = settings.home / "custodes.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("[ledger]\n", f"[ledger]\nwitnesses = [{json.dumps(vkey)}]\n", 1),
+        encoding="utf-8",
+    )
 
 
 def _detect(
