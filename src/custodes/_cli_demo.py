@@ -36,6 +36,8 @@ Export = Annotated[
     typer.Option("--export", help="Also write the interchange files and truth.json here."),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing export files.")]
+Host = Annotated[str, typer.Option("--host", help="Address to serve the portal and dashboard on.")]
+Port = Annotated[int, typer.Option("--port", help="Port to serve the portal and dashboard on.")]
 DemoHome = Annotated[
     Path | None,
     typer.Option("--home", help="New vault home for the demo (default: a fresh temp directory)."),
@@ -51,11 +53,15 @@ def demo_command(
     export: Export = None,
     force: Force = False,
     home: DemoHome = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8470,
     as_json: AsJson = False,
 ) -> None:
     """Run a month in a records system with the reported abuses injected, and summarize it."""
     from custodes.demo import run_demo  # the simulator loads only for the demo
 
+    if not no_serve and not as_json:
+        _check_port(host, port)  # before the month of work, not after
     target = home if home is not None else Path(tempfile.mkdtemp(prefix="custodes-demo-")) / "vault"
     with Progress(
         TextColumn("{task.description:<28}"),
@@ -79,11 +85,65 @@ def demo_command(
         )  # fmt: skip
     emit(report.as_dict(), as_json, lambda: _summary(report))
     if not no_serve and not as_json:
-        out.print(
-            "[dim]The transparency portal and auditor dashboard come with the service (issue "
-            "6); nothing to serve yet. Inspect the vault with[/dim] "
-            f"custodes ledger verify --home {report.home}"
+        _serve(report, host, port)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    from custodes.errors import InputError
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"cannot serve on {host}:{port} ({exc.strerror}); pass another --port, or --no-serve"
+        ) from exc
+
+
+def _serve(report: DemoReport, host: str, port: int) -> None:
+    """Serve the API, portal and dashboard of the demo vault, with sign-in instructions."""
+    from datetime import timedelta
+
+    import uvicorn
+
+    from custodes.api import Credentials, create_app
+    from custodes.config import Settings
+    from custodes.demo import AUDITOR
+    from custodes.model import CredentialKind
+
+    settings = Settings.load(report.home)
+    app = create_app(settings)
+    service = app.state.service
+    credentials: Credentials = service.credentials
+    token = credentials.issue(
+        CredentialKind.API_TOKEN, AUDITOR.accessor, timedelta(days=settings.api.token_days)
+    )
+    base = f"http://{host}:{port}"
+    lines = [f"[bold]Serving[/bold] {base}  (Ctrl-C stops it)", ""]
+    lines.append(f"[bold]Transparency portal[/bold] {base}/portal/login — sign in as a victim:")
+    for victim in report.victims:
+        code = credentials.issue(
+            CredentialKind.PORTAL_CODE,
+            service.vault.pseudonym(victim.subject),
+            timedelta(minutes=settings.api.portal_code_minutes),
         )
+        lines.append(
+            f"  {victim.kind:<16} {victim.name} ({victim.subject}): one-time code [bold]{code}"
+            f"[/bold]  — {len(victim.events)} reads by {victim.accessor}"
+        )
+    lines += [
+        f"  new codes: custodes portal-code --home {report.home} SUBJECT_ID",
+        "",
+        f"[bold]Auditor dashboard[/bold] {base}/dashboard/login — paste the auditor's API token:",
+        f"  {token}",
+        "",
+        f"[bold]API[/bold] {base}/openapi.json — e.g. curl -H 'Authorization: Bearer {token}' "
+        f"{base}/v1/alerts",
+    ]
+    out.print(Panel("\n".join(lines), title="custodes is serving", expand=False))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 def _summary(report: DemoReport) -> None:
