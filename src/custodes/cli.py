@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from custodes._cli_alerts import alerts_command
+from custodes._cli_canary import canary_app
 from custodes._cli_checkpoint import checkpoint_command
 from custodes._cli_common import (
     As,
@@ -37,6 +38,9 @@ from custodes._cli_common import (
 from custodes._cli_demo import demo_command
 from custodes._cli_detect import detect_command
 from custodes._cli_ledger import ledger_app
+from custodes._cli_portal import portal_code_command
+from custodes._cli_serve import serve_command, token_app
+from custodes._cli_trace import trace_leak_command
 from custodes._cli_witness import witness_app
 from custodes._home import init_home
 from custodes.config import default_home
@@ -64,7 +68,12 @@ ledger_app.command("checkpoint")(checkpoint_command)
 app.command("demo")(demo_command)
 app.command("detect")(detect_command)
 app.command("alerts")(alerts_command)
+app.add_typer(canary_app, name="canary")
+app.command("trace-leak")(trace_leak_command)
 app.add_typer(witness_app, name="witness")
+app.command("serve")(serve_command)
+app.add_typer(token_app, name="token")
+app.command("portal-code")(portal_code_command)
 
 
 def _access(
@@ -287,19 +296,26 @@ def export(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Export a collection to a JSON-lines file (a bulk, audited action)."""
+    """Export a collection to a JSON-lines file (a bulk, audited, fingerprinted action)."""
+    from custodes.forensics import export_fingerprinted  # forensics loads only for exports
+
     if output.exists():
         raise InputError(f"{output} exists; exports never overwrite a file")
     with open_vault(home) as vault:
         access = _access(vault, accessor, purpose, case)
-        records = vault.export(access, collection, _split_fields(fields))
+        done = export_fingerprinted(vault, access, collection, _split_fields(fields))
     with output.open("x", encoding="utf-8") as handle:
-        for rec in records:
-            handle.write(json.dumps(rec.values, ensure_ascii=False, sort_keys=True) + "\n")
+        for row in done.rows:
+            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    # The canary count stays off the screen: the recipient must not learn how many rows are
+    # synthetic. The registry and the ledger hold it.
     emit(
-        {"records": len(records), "file": str(output)},
+        {"records": len(done.records), "file": str(output), "export_id": done.export_id},
         as_json,
-        lambda: out.print(f"exported {len(records)} records to {output}"),
+        lambda: out.print(
+            f"exported {len(done.records)} records to {output} (export {done.export_id}, "
+            "fingerprinted)"
+        ),
     )
 
 

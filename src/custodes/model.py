@@ -28,7 +28,8 @@ __all__ = [
 
 
 class Action(StrEnum):
-    """What an access does. Case actions are ledgered like record actions."""
+    """What an access does. Case actions, and an auditor's acknowledgement of a misuse alert,
+    are ledgered like record actions."""
 
     PUT = "put"
     GET = "get"
@@ -38,6 +39,8 @@ class Action(StrEnum):
     CASE_OPEN = "case_open"
     CASE_APPROVE = "case_approve"
     CASE_CLOSE = "case_close"
+    ALERT_ACK = "alert_ack"
+    EXPORT_MARK = "export_mark"  # the fingerprint of an export, recorded after the export
 
 
 @dataclass(frozen=True, slots=True)

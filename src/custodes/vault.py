@@ -10,9 +10,10 @@ plaintext leaves this module, and if it cannot be committed the caller gets
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -50,11 +51,14 @@ from custodes.store import Store, open_store
 if TYPE_CHECKING:
     from custodes.detect import Monitor
 
-__all__ = ["Record", "Vault"]
+__all__ = ["MAX_ALERT_NOTE", "Record", "Vault"]
 
 # Characters that make a lookup a pattern rather than a value. Exact match only: a vault that
 # answers prefix or wildcard queries is a vault that can be enumerated.
 _PATTERN_CHARS = frozenset("*%?")
+# An acknowledgement names its alert by id (a hex digest, see custodes.detect.AlertBook).
+_ALERT_ID = re.compile(r"[0-9a-f]{8,64}")
+MAX_ALERT_NOTE = 2000  # characters of an auditor's note on an acknowledged alert
 _log = logging.getLogger(__name__)
 
 
@@ -424,6 +428,40 @@ class Vault:
         )
         return self._release(access, Action.EXPORT, coll, decision, groups, now)
 
+    def mark_export(
+        self, access: Access, collection: str, fields: Sequence[str], *, rows: int, mark: str
+    ) -> int:
+        """Record the fingerprint of an export released to ``access``'s accessor; return the
+        ledger index of the entry.
+
+        :func:`custodes.forensics.export_fingerprinted` calls this after :meth:`export`. The
+        entry (action ``export_mark``, no subject, ``count`` = ``rows``, reason = ``mark``)
+        binds the export's id and fingerprint digest to its recipient on the append-only
+        ledger, so the record of who received which fingerprint cannot be erased. ``mark`` is
+        published with the ledger: it must hold ids and digests, never personal data.
+
+        Raises:
+            InputError: unknown collection or field, ``rows`` negative, or ``mark`` not 1-4096
+                printable characters.
+            AuditFailure: the entry could not be committed (the export must not be released).
+        """
+        coll = self.schema.collection(collection)
+        names = self._check_fields(coll, fields) or []
+        if not isinstance(mark, str) or not 0 < len(mark) <= 4096 or not mark.isprintable():
+            raise InputError("an export mark is 1-4096 printable characters")
+        if type(rows) is not int or rows < 0:
+            raise InputError("an export mark's row count is a whole number, zero or more")
+        now = self._clock()
+        decision = Decision(allowed=True, reason=mark, fields=tuple(names))
+        event = self._event(access, Action.EXPORT_MARK, coll.name, names, None, decision, rows, now)
+        try:
+            with self.store.transaction() as tx:
+                seq = tx.append_event(event)
+        except StoreError as exc:
+            raise AuditFailure(f"export mark refused: {exc.diagnostics()}") from exc
+        self._committed([seq], [event])
+        return seq
+
     def shred(self, access: Access, subject: str) -> int:
         """Erase a subject: delete their records and destroy their data key.
 
@@ -599,7 +637,74 @@ class Vault:
         """Return the ledger pseudonyms of the subjects ``case`` names, sorted (for exports)."""
         return sorted(self._index.pseudonym_of_ref(ref) for ref in case.subjects)
 
+    # -- oversight ---------------------------------------------------------------------------
+
+    def acknowledge_alert(self, access: Access, alert_id: str, note: str) -> int:
+        """Record that an oversight accessor reviewed misuse alert ``alert_id``; return the
+        ledger index of the acknowledgement.
+
+        The entry has action ``alert_ack``, purpose ``oversight``, no subject, the reason
+        ``alert <alert_id> acknowledged`` and ``note`` sealed as its justification (a note may
+        name people). Only the policy's oversight roles may acknowledge; anyone else is refused
+        and the refusal is recorded, whatever the note (the role is checked before it).
+
+        Raises:
+            InputError: a malformed alert id (nothing recorded), or an empty or overlong note.
+            AccessDenied: the caller's role is not an oversight role (recorded).
+            AuditFailure: the entry could not be committed.
+        """
+        if not isinstance(alert_id, str) or not _ALERT_ID.fullmatch(alert_id):
+            raise InputError("an alert id is 8-64 lowercase hexadecimal characters")
+        now = self._clock()
+        principal = access.principal
+        scoped = Access(principal, "oversight")
+        if principal.role not in self.policy.oversight_roles:
+            denial = Decision(
+                allowed=False,
+                reason=f"role '{principal.role}' may not acknowledge alerts (alert {alert_id})",
+                missing=("oversight_role",),
+            )
+            self._record_denial(scoped, Action.ALERT_ACK, None, (), None, denial, now)
+        # Browsers send a textarea's line breaks as CRLF; a note is lines of printable text.
+        text = note.replace("\r\n", "\n").strip() if isinstance(note, str) else ""
+        if not text or len(text) > MAX_ALERT_NOTE or not text.replace("\n", " ").isprintable():
+            raise InputError(
+                f"an acknowledgement needs a note of 1-{MAX_ALERT_NOTE} printable characters"
+            )
+        decision = Decision(allowed=True, reason=f"alert {alert_id} acknowledged")
+        event = self._event(scoped, Action.ALERT_ACK, None, (), None, decision, 0, now)
+        event = replace(event, justification=self._seal_note(principal, text, now))
+        try:
+            with self.store.transaction() as tx:
+                seq = tx.append_event(event)
+        except StoreError as exc:
+            raise AuditFailure(f"acknowledgement refused: {exc.diagnostics()}") from exc
+        self._committed([seq], [event])
+        return seq
+
+    def audit_note(self, event: AccessEvent) -> str | None:
+        """Return the text an event keeps sealed (a break-glass justification, an alert
+        acknowledgement's note) in clear, or ``None`` if it has none. For oversight screens: the
+        text may name people.
+
+        Raises:
+            IntegrityError: the sealed text was altered, or moved from another event.
+        """
+        if event.justification is None:
+            return None
+        context = f"{event.accessor}|{event.ts.isoformat()}".encode()
+        try:
+            sealed = bytes.fromhex(event.justification)
+        except ValueError:
+            raise IntegrityError("a sealed audit text is not hexadecimal: it was altered") from None
+        return self._envelope.open_audit(sealed, context=context).decode()
+
     # -- internals ---------------------------------------------------------------------------
+
+    def _seal_note(self, principal: Principal, text: str, now: datetime) -> str:
+        # Sealed like a break-glass justification: same key, bound to who wrote it and when.
+        context = f"{principal.accessor}|{now.isoformat()}".encode()
+        return self._envelope.seal_audit(text.encode(), context=context).hex()
 
     def _subject(self, id_number: str) -> _Subject:
         normalized = self.schema.normalize_subject(id_number)

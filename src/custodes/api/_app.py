@@ -15,6 +15,10 @@ from fastapi import FastAPI
 
 from custodes.api._credentials import Credentials
 from custodes.api._errors import install_error_handlers
+from custodes.api._guard import CACHE_SECONDS
+from custodes.api._limits import BodyLimit
+from custodes.api._metrics import MetricsMiddleware
+from custodes.api._openapi import complete_document
 from custodes.api._service import Service
 from custodes.clock import Clock, system_clock
 from custodes.config import Settings
@@ -33,17 +37,22 @@ def create_app(
     closes it on shutdown all the same.
 
     Raises:
-        ConfigError: a key file, schema or policy is missing or invalid.
+        ConfigError: a key file, schema or policy is missing or invalid, or the OIDC settings
+            name an unusable JWKS.
         StoreError: the database cannot be opened.
     """
     opened = vault if vault is not None else Vault.open(settings, clock=clock)
-    service = Service(
-        settings=settings,
-        vault=opened,
-        credentials=Credentials(store=opened.store, clock=clock),
-        checkpoints=CheckpointLog.open(settings),
-        clock=clock,
-    )
+    try:
+        service = Service(
+            settings=settings,
+            vault=opened,
+            credentials=Credentials(store=opened.store, clock=clock, cache_seconds=CACHE_SECONDS),
+            checkpoints=CheckpointLog.open(settings),
+            clock=clock,
+        )
+    except BaseException:
+        opened.close()  # the app owns the vault, even when it fails to start
+        raise
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -61,11 +70,37 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
+    # Pure ASGI middleware (not BaseHTTPMiddleware): cheap on the hot path. The last added is
+    # the outermost: metrics see every answer, including the body limit's 413s.
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     _include_routers(app)
+    complete_document(
+        app,
+        collections=list(opened.schema.collections),
+        purposes=sorted(opened.policy.purposes),
+    )
     return app
 
 
 def _include_routers(app: FastAPI) -> None:
-    from custodes.api import _routes_health
+    from custodes.api import (
+        _routes_alerts,
+        _routes_cases,
+        _routes_health,
+        _routes_ledger,
+        _routes_metrics,
+        _routes_records,
+    )
 
     app.include_router(_routes_health.router)
+    app.include_router(_routes_records.router)
+    app.include_router(_routes_cases.router)
+    app.include_router(_routes_ledger.router)
+    app.include_router(_routes_metrics.router)
+    app.include_router(_routes_alerts.router)
+    from custodes import web  # the pages import the API's dependencies: import them last
+
+    app.include_router(web.portal_router())
+    app.include_router(web.dashboard_router())
+    app.mount(web.STATIC_PATH, web.static_files(), name="static")

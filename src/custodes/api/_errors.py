@@ -116,8 +116,15 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", f"{where}: {first['msg']}", detail=detail)
 
 
+# FastAPI's answer to a body it cannot decode (not UTF-8, say): a malformed request like any
+# other, so it gets the same 422 as malformed JSON.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return error_response(422, "invalid_request", "the request body is not UTF-8 JSON")
     code = _HTTP_CODES.get(exc.status_code, "error")
     headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)

@@ -6,18 +6,22 @@ parse credentials themselves. Credentials, in the order they are looked for:
 - ``Authorization: Bearer cst_...``: an API token from ``custodes token create``;
 - ``Authorization: Bearer <JWT>``: an OIDC access token from the configured issuer;
 - the ``custodes_session`` cookie of an accessor signed in to the dashboard.
+
+The checks themselves live in :class:`~custodes.api._guard.Guard` (one per app, with its caches
+and rate limiter). Every route that depends on :func:`authenticate` is marked in the OpenAPI
+document as needing one of the security schemes (see ``custodes.api._openapi``); the schemes
+are not dependencies themselves, which would cost every request a few more dependency steps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from custodes.api._guard import SESSION_COOKIE, Caller
 from custodes.api._service import Service
-from custodes.errors import AccessDenied, AuthenticationError, NotFound
-from custodes.model import CredentialKind, Principal
+from custodes.errors import AccessDenied
 
 __all__ = [
     "SESSION_COOKIE",
@@ -30,17 +34,6 @@ __all__ = [
     "require_oversight",
 ]
 
-SESSION_COOKIE = "custodes_session"
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated accessor: who, and by which kind of credential."""
-
-    principal: Principal
-    via: str  # "token", "oidc" or "session"
-    credential_key: str  # what rate limits count against (a digest prefix or the OIDC subject)
-
 
 def get_service(request: Request) -> Service:
     """Return the service the app was built with."""
@@ -48,57 +41,31 @@ def get_service(request: Request) -> Service:
     return service
 
 
-ServiceDep = Annotated[Service, Depends(get_service)]
+async def _service(request: Request) -> Service:
+    # An async dependency runs on the event loop; a plain one would cost a thread-pool hop.
+    return get_service(request)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
-    return value.strip()
+ServiceDep = Annotated[Service, Depends(_service)]
 
 
-def _principal(service: Service, accessor_id: str) -> Principal:
-    try:
-        return service.vault.principal(accessor_id)
-    except (NotFound, AccessDenied) as exc:
-        # A token of a removed or deactivated accessor is no credential at all.
-        raise AuthenticationError("the credential's accessor is unknown or deactivated") from exc
-
-
-def authenticate(request: Request, service: ServiceDep) -> Caller:
-    """Return the caller the request's credentials prove.
+async def authenticate(request: Request) -> Caller:
+    """Return the caller the request's credentials prove (and count it for the rate limit).
 
     Raises:
         AuthenticationError: no credentials, or credentials that are unknown, expired, forged
             or of a deactivated accessor (HTTP 401).
+        AccessDenied: a cookie session on a state-changing cross-site request (HTTP 403).
+        HTTPException: 429 when the credential's rate limit is exhausted.
     """
-    token = _bearer(request)
-    if token is not None:
-        if token.startswith("cst_"):
-            found = service.credentials.check(CredentialKind.API_TOKEN, token)
-            if found is None:
-                raise AuthenticationError("unknown or expired API token")
-            principal = _principal(service, found.principal)
-            return Caller(principal=principal, via="token", credential_key=found.digest.hex()[:16])
-        raise AuthenticationError("unrecognized bearer token")
-    session = request.cookies.get(SESSION_COOKIE)
-    if session:
-        found = service.credentials.check(CredentialKind.ACCESSOR_SESSION, session)
-        if found is None:
-            raise AuthenticationError("the sign-in has expired: sign in again")
-        principal = _principal(service, found.principal)
-        return Caller(principal=principal, via="session", credential_key=found.digest.hex()[:16])
-    raise AuthenticationError("authentication required: send 'Authorization: Bearer <token>'")
+    guard = get_service(request).guard
+    return await guard.authenticate(request.method, request.headers)
 
 
 AccessorCaller = Annotated[Caller, Depends(authenticate)]
 
 
-def require_oversight(caller: AccessorCaller, service: ServiceDep) -> Caller:
+async def require_oversight(caller: AccessorCaller, service: ServiceDep) -> Caller:
     """Return the caller if their role is an oversight role of the policy.
 
     Raises:

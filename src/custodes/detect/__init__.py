@@ -6,6 +6,8 @@ group); detectors then look at what nothing explains, at whom accesses touch (ca
 protected persons, officials of other organizations, colleagues, family, neighbours) and at how
 they move (bursts, night, enumeration, slow accumulation, dossiers, leaving). Findings combine
 per accessor into one :class:`Alert` with a score, evidence (event indexes) and one sentence.
+An :class:`AlertBook` files a vault's alerts for review: stable ids, severities, evidence events
+and acknowledgements (ledgered).
 
 :func:`detect_files` runs the batch over the interchange files of DESIGN.md §6; a
 :class:`Pipeline` takes events one at a time (``observe``) for streaming use, and a
@@ -15,6 +17,16 @@ per accessor into one :class:`Alert` with a score, evidence (event indexes) and 
 from __future__ import annotations
 
 from custodes.detect._base import Detector, poisson_tail, surprise_score
+from custodes.detect._book import (
+    SEVERITIES,
+    STRONG_SCORE,
+    Acknowledgement,
+    AlertBook,
+    FiledAlert,
+    alert_id,
+    events_at,
+    severity_of,
+)
 from custodes.detect._context import Baseline, Context, Directory, Explanation, peer_group
 from custodes.detect._model import (
     AccessorInfo,
@@ -43,8 +55,12 @@ __all__ = [
     "ALERT_THRESHOLD",
     "HISTORY_DAYS",
     "PAUSE",
+    "SEVERITIES",
+    "STRONG_SCORE",
     "AccessorInfo",
+    "Acknowledgement",
     "Alert",
+    "AlertBook",
     "Baseline",
     "CaseInfo",
     "Context",
@@ -53,13 +69,16 @@ __all__ = [
     "Directory",
     "Event",
     "Explanation",
+    "FiledAlert",
     "Finding",
     "Monitor",
     "Pipeline",
     "SubjectInfo",
+    "alert_id",
     "default_detectors",
     "detect",
     "detect_files",
+    "events_at",
     "peer_group",
     "poisson_tail",
     "read_accessors",
@@ -67,5 +86,6 @@ __all__ = [
     "read_cases",
     "read_events",
     "read_subjects",
+    "severity_of",
     "surprise_score",
 ]

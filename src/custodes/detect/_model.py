@@ -34,8 +34,11 @@ __all__ = [
 
 ACTIONS = frozenset(
     {"read", "find", "write", "export", "shred", "case_open", "case_approve", "case_close"}
+    | {"alert_ack", "export_mark"}
 )
-"""Every action an ``events.jsonl`` line may name (record actions, then case actions)."""
+"""Every action an ``events.jsonl`` line may name: record actions, case actions, an auditor's
+acknowledgement of an alert, and the fingerprint of an export (``export_mark``, after the
+export's own entries); the last two disclose nothing, so detectors pass over them."""
 
 READ_ACTIONS = frozenset({"read", "find", "export"})
 """The actions that disclose records to the accessor."""

@@ -50,9 +50,10 @@ ACTION_NAMES: Mapping[str, str] = {
     Action.CASE_OPEN: "case_open",
     Action.CASE_APPROVE: "case_approve",
     Action.CASE_CLOSE: "case_close",
+    Action.ALERT_ACK: "alert_ack",
 }
 """The vault's action names mapped to the interchange format's (§6 names record actions only;
-case actions keep their ledger names)."""
+case actions and alert acknowledgements keep their ledger names)."""
 
 
 @dataclass(frozen=True, slots=True)

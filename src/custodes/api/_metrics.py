@@ -1,0 +1,99 @@
+"""Prometheus metrics of one app: requests by route template and status, and vault decisions.
+
+Each app has its own ``CollectorRegistry`` (no module-level globals), so two apps in one process
+(tests, an embedding program) never share or double-register counters. Requests are labelled by
+the route *template* (``/v1/cases/{case_id}``), never the concrete path, so that ids do not
+become label values; unmatched paths share one label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from custodes.errors import AccessDenied
+
+__all__ = ["Metrics", "MetricsMiddleware"]
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The app's metrics and their registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "custodes_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "custodes_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ("method", "route"),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "custodes_decisions",
+            "Vault decisions made for API callers, by action and outcome (allow or deny).",
+            ("action", "decision"),
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def decided(self, action: str, allowed: bool) -> None:
+        """Count one vault decision."""
+        self.decisions.labels(action, "allow" if allowed else "deny").inc()
+
+    @contextmanager
+    def deciding(self, action: str) -> Iterator[None]:
+        """Count the vault call inside as allowed, or denied if it raises AccessDenied."""
+        try:
+            yield
+        except AccessDenied:
+            self.decided(action, False)
+            raise
+        self.decided(action, True)
+
+    def exposition(self) -> bytes:
+        """Return the metrics in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """ASGI middleware that times every HTTP request and counts it by route template."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router writes the matched route into the (shared) scope.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
