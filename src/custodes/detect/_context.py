@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from statistics import median
 
@@ -90,6 +90,21 @@ class Directory:
                     self.officials += 1
             if s.canary or s.protected or s.employer_org is not None or s.address_token in homes:
                 self.notable.add(s.subject)
+
+    def add_canaries(self, pseudonyms: Iterable[str]) -> None:
+        """Make these subjects canaries (planted ones, from the forensic registry).
+
+        The subjects map is replaced, not changed in place: a re-learning thread may be
+        reading the old one.
+        """
+        subjects = dict(self.subjects)
+        for pseudonym in pseudonyms:
+            known = subjects.get(pseudonym)
+            if known is None:
+                known = SubjectInfo(pseudonym, None, None, None, False, False, frozenset())
+            subjects[pseudonym] = replace(known, canary=True)
+            self.notable.add(pseudonym)
+        self.subjects = subjects
 
     @property
     def population(self) -> int:

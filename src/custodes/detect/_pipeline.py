@@ -140,6 +140,12 @@ class Pipeline:
                 raised = self._record(finding) or raised
         return self._alert(event.accessor) if raised else None
 
+    def watch_canaries(self, pseudonyms: Iterable[str]) -> None:
+        """Treat these subjects as canaries from the next event on (planted while running)."""
+        chosen = set(pseudonyms)
+        self.context.directory.add_canaries(chosen)
+        self._notable.update(chosen)
+
     def feed(self, events: Iterable[Event]) -> None:
         """Observe every event in order."""
         for event in events:

@@ -15,8 +15,10 @@ retained window in a helper thread and swapped in, so scoring never pauses for i
 
 Who is who comes from the vault's accessors, the annotations ``<home>/detect/subjects.jsonl`` and
 ``<home>/detect/accessors.jsonl`` (interchange format; canaries, protected persons, employers,
-households as keyed tokens) if present, and the cases the ledger names, re-read from the store
-whenever a case event streams past.
+households as keyed tokens) if present, the canaries planted with ``custodes canary plant``
+(``<home>/forensics/canaries.jsonl``, re-read whenever it changes, so a canary planted while
+the monitor runs alerts from its first touch), and the cases the ledger names, re-read from
+the store whenever a case event streams past.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class Monitor:
         self._learning: threading.Thread | None = None
         # Events committed from here on are queued; the ledger below this size is history.
         self._start = vault.store.event_count()
+        self._canary_stamp: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._run, name="custodes-detect", daemon=True)
         self._thread.start()
 
@@ -158,6 +161,7 @@ class Monitor:
     def _warm_up(self) -> None:
         vault = self._vault
         directory = Directory(self._accessors(), self._subjects(), {})
+        directory.add_canaries(self._planted() or ())
         history: list[Event] = []
         cases: dict[str, None] = {}
         for seq, stored in vault.store.events(0, self._start):
@@ -204,6 +208,28 @@ class Monitor:
         annotated = self.folder / "subjects.jsonl"
         return dict(read_subjects(annotated)) if annotated.exists() else {}
 
+    def _planted(self) -> set[str] | None:
+        """The planted canaries' pseudonyms if the registry changed since last read, else None.
+
+        A registry that cannot be read is logged and tried again when it changes.
+        """
+        from custodes.forensics._registry import CANARIES_FILE, folder, planted_canaries
+
+        home = self._vault.settings.home
+        try:
+            info = (folder(home) / CANARIES_FILE).stat()
+        except OSError:
+            return None
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp == self._canary_stamp:
+            return None
+        self._canary_stamp = stamp
+        try:
+            return {c.pseudonym for c in planted_canaries(home)}
+        except InputError:
+            _log.exception("the canary registry of %s cannot be read; canaries not watched", home)
+            return None
+
     def _refresh_case(self, directory: Directory, case_id: str) -> None:
         case = self._vault.store.case(case_id)
         if case is None:  # a refused open names a case that was never stored
@@ -215,6 +241,9 @@ class Monitor:
     def _score(self, seqs: Sequence[int], events: Sequence[AccessEvent]) -> None:
         pipeline = self._pipeline
         assert pipeline is not None  # noqa: S101 - _run checks it
+        planted = self._planted()  # one stat per batch: canaries planted while we run
+        if planted:
+            pipeline.watch_canaries(planted)
         for seq, stored in zip(seqs, events, strict=True):
             if seq < self._start or stored.action == Action.PUT:
                 continue  # history (already fed), or a write: nothing a detector weighs

@@ -38,7 +38,13 @@ def pressed(event: Event, why: str, ctx: Context) -> bool:
 
 
 class CanaryDetector(Detector):
-    """Any touch of a canary subject: no legitimate work ever reaches one."""
+    """Any touch of a canary subject: no legitimate work ever reaches one.
+
+    The one exception is an export under an approved case: a bulk export covers everyone in
+    its collection, canaries included (when the identity collection is exportable, since every
+    canary has an identity record); such an export is accounted for by its case and its
+    fingerprint instead.
+    """
 
     name = "canary_touch"
     description = "Reads, finds or exports reaching a canary subject (immediate, highest score)."
@@ -50,6 +56,8 @@ class CanaryDetector(Detector):
     def observe(self, event: Event, why: str, ctx: Context) -> Finding | None:
         subject = ctx.directory.subjects.get(event.subject) if event.subject else None
         if subject is None or not subject.canary:
+            return None
+        if event.action == "export" and why == Explanation.CASE:
             return None
         hits = self._hits.setdefault(event.accessor, [])
         hits.append(event.index)

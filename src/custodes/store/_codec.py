@@ -493,6 +493,14 @@ def _rows_query(mark: str, count: int) -> str:
     return f"SELECT seq, hashes FROM ledger_entries WHERE seq IN ({marks})"  # noqa: S608
 
 
+def _tokens_query(mark: str, count: int) -> str:
+    marks = ", ".join([mark] * count)
+    return (
+        "SELECT token, subject_ref, record_id FROM record_index "  # noqa: S608
+        f"WHERE token IN ({marks}) ORDER BY token, record_id"
+    )
+
+
 def statements(placeholder: str) -> dict[str, str]:
     """Return the shared statements with ``?`` replaced by the driver's ``placeholder``."""
     return {name: sql.replace("?", placeholder) for name, sql in _DML.items()}
@@ -509,6 +517,7 @@ class SQLReads(ABC):
     _tip: tuple[int, tuple[Node, ...]] | None = None
     _EVENT_CHUNK = 1000
     _NODE_CHUNK = 64
+    _TOKEN_CHUNK = 500
 
     @abstractmethod
     def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -584,6 +593,28 @@ class SQLReads(ABC):
             return []
         rows = self._fetch("look up a token", self._sql["lookup"], (token, limit))
         return [(bytes(ref), str(record_id)) for ref, record_id in rows]
+
+    def lookup_many(
+        self, tokens: Sequence[bytes], limit: int
+    ) -> dict[bytes, list[tuple[bytes, str]]]:
+        """Return, for each of ``tokens`` that has index entries, up to ``limit``
+        ``(subject_ref, record_id)`` pairs: :meth:`lookup` for many tokens, one query per
+        chunk of them (bulk matching, e.g. tracing a leaked file).
+
+        Raises:
+            StoreError: a query failed.
+        """
+        found: dict[bytes, list[tuple[bytes, str]]] = {}
+        if limit < 1:
+            return found
+        for pos in range(0, len(tokens), self._TOKEN_CHUNK):
+            chunk = list(tokens[pos : pos + self._TOKEN_CHUNK])
+            sql = _tokens_query(self._sql["mark"], len(chunk))
+            for token, ref, record_id in self._fetch("look up tokens", sql, chunk):
+                pairs = found.setdefault(bytes(token), [])
+                if len(pairs) < limit:
+                    pairs.append((bytes(ref), str(record_id)))
+        return found
 
     def subject_refs(self, collection: str, limit: int | None = None) -> list[bytes]:
         """Return the distinct subject refs that have records in ``collection``, in byte order.

@@ -78,6 +78,12 @@ class Store(Protocol):
         """Return up to ``limit`` ``(subject_ref, record_id)`` pairs whose index token equals
         ``token`` exactly."""
 
+    def lookup_many(
+        self, tokens: Sequence[bytes], limit: int
+    ) -> dict[bytes, list[tuple[bytes, str]]]:
+        """Return, for each of ``tokens`` that has index entries, up to ``limit``
+        ``(subject_ref, record_id)`` pairs (a batched :meth:`lookup`)."""
+
     def subject_refs(self, collection: str, limit: int | None = None) -> list[bytes]:
         """Return the distinct subject refs that have records in ``collection``."""
 
