@@ -143,3 +143,17 @@ def test_a_home_that_already_holds_a_vault_is_refused(
 
 def _small_args() -> list[str]:
     return ["--people", "100", "--days", "1"]
+
+
+def test_the_simulated_leak_is_traced_to_its_export_and_recipient(
+    first_run: tuple[Path, Path, Any],
+) -> None:
+    _, _, report = first_run
+    leak = report.leak
+    assert leak is not None and leak.path.exists()
+    assert leak.trace.verdict == "ours"
+    best = leak.trace.exports[0]
+    assert best.export_id == leak.export_id and best.accessor == leak.recipient
+    assert best.confidence >= 0.99
+    # No other export is named with high confidence.
+    assert all(m.confidence < 0.99 for m in leak.trace.exports[1:])

@@ -188,3 +188,25 @@ def _summary(report: DemoReport) -> None:
         f"{d['false_alerts']} false alert(s) among the others; every access above is in the "
         "verifiable ledger. [dim]custodes detect --help[/dim]"
     )
+    if report.leak is not None:
+        _leak_summary(report)
+
+
+def _leak_summary(report: DemoReport) -> None:
+    leak = report.leak
+    assert leak is not None  # noqa: S101 - checked by the caller
+    found = leak.trace.exports
+    if leak.attributed:
+        best = found[0]
+        named = (
+            f"traced to export [bold]{best.export_id}[/bold] of {best.collection} to "
+            f"[bold]{best.accessor}[/bold] ({best.org}) on {best.created_at:%Y-%m-%d %H:%M}, "
+            f"confidence {best.confidence:.3f} ({best.method})"
+        )
+    else:
+        named = "[red]not attributed to its export[/red]"
+    out.print(
+        f"leak: an insider's sample of {leak.rows} rows ({leak.path.name}: shuffled, columns "
+        f"renamed and reordered) — verdict [bold]{leak.trace.verdict}[/bold], {named}. "
+        f"[dim]custodes trace-leak --home {report.home} {leak.path}[/dim]"
+    )

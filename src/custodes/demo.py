@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custodes._home import init_home
 from custodes.clock import ManualClock
@@ -27,6 +27,9 @@ from custodes.ledger import CheckpointLog
 from custodes.ledger.export import ExportSummary, export_ledger
 from custodes.ledger.witness import Witness, publish_cosignature
 from custodes.model import Accessor
+
+if TYPE_CHECKING:
+    from custodes.forensics import LeakReport
 from custodes.policy import new_case_id
 from custodes.sim import (
     MIXES,
@@ -55,6 +58,34 @@ Progress = Callable[[str, int, int], None]
 # The custodian's oversight officer: reviews alerts on the dashboard, has no access to records.
 AUDITOR = Accessor(accessor="auditor-1", org="oversight-office", role="auditor")
 WITNESS_NAME = "witness.custodes.local/demo"
+
+
+@dataclass(frozen=True)
+class Leak:
+    """The simulated leak: a cut-down, reformatted sample of one export, and what tracing said."""
+
+    path: Path
+    export_id: str
+    recipient: str
+    rows: int
+    trace: LeakReport
+
+    @property
+    def attributed(self) -> bool:
+        """Whether tracing named the export the sample came from, first."""
+        found = self.trace.exports
+        return bool(found) and found[0].export_id == self.export_id
+
+    def as_dict(self) -> dict[str, Any]:
+        """The leak and its trace as JSON-able data."""
+        return {
+            "file": str(self.path),
+            "export_id": self.export_id,
+            "recipient": self.recipient,
+            "rows": self.rows,
+            "attributed": self.attributed,
+            "trace": self.trace.as_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -101,6 +132,7 @@ class DemoReport:
     by_kind: dict[str, list[Misuse]] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     victims: list[Victim] = field(default_factory=list)
+    leak: Leak | None = None
 
     @property
     def caught(self) -> set[str]:
@@ -155,6 +187,7 @@ class DemoReport:
             "detection": self.detection(),
             "alerts": [a.as_dict() for a in self.alerts],
             "victims": [v.as_dict() for v in self.victims],
+            "leak": None if self.leak is None else self.leak.as_dict(),
             "auditor": AUDITOR.accessor,
             "seconds": round(self.seconds, 1),
         }
@@ -221,6 +254,7 @@ def run_demo(
         _trust_witness(settings, witness.vkey)
         vault.add_accessor(AUDITOR)
         victims = _victims(vault, world, result)
+        leak = _leak(vault, result, home, seed, progress)
         if progress is not None:
             progress("verifying the ledger", 1, 1)
         summary = None
@@ -247,6 +281,7 @@ def run_demo(
         export=summary,
         alerts=alerts,
         victims=victims,
+        leak=leak,
     )
     for m in result.truth:
         report.by_kind.setdefault(m.kind, []).append(m)
@@ -283,6 +318,32 @@ def _victims(vault: Vault, world: World, result: SimResult) -> list[Victim]:
         if kind in best
         for accessor, pseudonym, seqs in [best[kind]]
     ]
+
+
+def _leak(
+    vault: Vault, result: SimResult, home: Path, seed: int, progress: Progress | None
+) -> Leak | None:
+    """An insider posts 5% of the month's last export, reformatted, as a 'sample'; trace it."""
+    if not result.exports:
+        return None
+    from custodes.forensics import insider_leak, trace_leak
+
+    if progress is not None:
+        progress("tracing a leaked sample", 0, 1)
+    done = result.exports[-1]
+    rows = [record.values for record in done.records]
+    path = insider_leak(rows, home / "leak-sample.csv", fraction=0.05, seed=seed)
+    trace = trace_leak(vault, path)
+    if progress is not None:
+        progress("tracing a leaked sample", 1, 1)
+    mark = next(vault.store.events(done.ledger_index, done.ledger_index + 1))[1]
+    return Leak(
+        path=path,
+        export_id=done.export_id,
+        recipient=mark.accessor,
+        rows=max(1, round(len(rows) * 0.05)),
+        trace=trace,
+    )
 
 
 def _trust_witness(settings: Settings, vkey: str) -> None:

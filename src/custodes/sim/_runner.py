@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from custodes.clock import ManualClock
@@ -24,6 +25,9 @@ from custodes.model import Access, Principal
 from custodes.sim._mix import STANDARD, Mix
 from custodes.sim.world import Staff, World
 from custodes.vault import Vault
+
+if TYPE_CHECKING:
+    from custodes.forensics import FingerprintedExport
 
 __all__ = ["Runner", "Step"]
 
@@ -77,6 +81,9 @@ class Runner:
         self.denied = 0
         self.records = 0
         self.cases = 0
+        self.exports: list[FingerprintedExport] = []
+        # Export ids and canary rows of fingerprinted exports, reproducible per seed.
+        self.forensics = random.Random(f"custodes.sim.forensics:{seed}")  # noqa: S311
         self._queue: list[Step] = []
         self._order = 0
         self._principals: dict[str, Principal] = {}

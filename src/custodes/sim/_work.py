@@ -407,7 +407,13 @@ def _study(runner: Runner, police: Police, day: int) -> None:
     def export() -> object:
         if case.case_id is None or not case.approved:
             return None
-        return r.vault.export(r.access(analyst, "statistics", case.case_id), "flights")
+        # Like every export, it is fingerprinted for its recipient (canary rows, spellings).
+        from custodes.forensics import export_fingerprinted  # forensics builds on the simulator
+
+        access = r.access(analyst, "statistics", case.case_id)
+        done = export_fingerprinted(r.vault, access, "flights", rng=r.forensics)
+        r.exports.append(done)
+        return done
 
     r.schedule(at + timedelta(hours=2), "statistics_export", export)
     police.close(at + timedelta(hours=3), case)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from custodes.clock import ManualClock
@@ -25,6 +26,9 @@ from custodes.sim._runner import Runner
 from custodes.sim._work import Police, plan_day
 from custodes.sim.world import MISUSE_KINDS, World
 from custodes.vault import Vault
+
+if TYPE_CHECKING:
+    from custodes.forensics import FingerprintedExport
 
 __all__ = ["Misuse", "SimResult", "simulate"]
 
@@ -63,6 +67,9 @@ class SimResult:
     start: datetime
     end: datetime
     operations: dict[str, int]
+    # The fingerprinted exports the month's legitimate work made (custodes.forensics), in order;
+    # not compared: record ids are random per vault.
+    exports: list[FingerprintedExport] = field(default_factory=list, compare=False, repr=False)
 
 
 def simulate(
@@ -120,6 +127,7 @@ def simulate(
         start=start,
         end=clock.now,
         operations=dict(sorted(runner.operations.items())),
+        exports=list(runner.exports),
     )
 
 
