@@ -1,0 +1,502 @@
+"""Audited reads over HTTP vs the health endpoint, same server, same run (DESIGN.md §7).
+
+Builds a vault home in a temporary directory (100,000 subjects with identity records by
+default), registers duty officers with one API token each, starts the service in a separate
+process (``custodes serve``), and drives it with ``wrk`` from another process on loopback:
+first ``GET /v1/health`` (no auth, no data, no ledger entry), then
+``POST /v1/records/identity/get`` with ``{"subject": ID, "purpose": "identity_check"}``.
+
+The policy is the default one, unchanged: a duty officer may read identity (three fields) for
+``identity_check``, at most 200 distinct subjects a day. So the load is spread over many
+officers (one per 200 subjects; ``--officers N`` drives only the first N), each reading only
+its own 200 subjects, and every read passes the full decision, daily limit included. Requests
+rotate over (token, subject) pairs so that consecutive requests come from different officers;
+each token stays far below the default per-token rate limit. The measured reads start where
+the warm-up started: they first repeat subjects the warm-up read, then go on to subjects this
+server process has not seen yet (ID-number validation, data-key unwrap and pages uncached).
+
+Every response is checked by the load generator: status 200 and a body holding the ID number
+that was asked for (each connection has one request in flight, so the response belongs to the
+last request sent on it); afterwards a sample of reads is repeated from Python and compared
+field by field with the synthetic people. Each wrk thread has one connection and stops itself,
+between requests, once the duration is over: nothing is in flight at the end, so the ledger
+must grow by exactly the number of reads answered; the bench asserts it.
+
+The server is ``custodes serve`` as shipped (one process, access log on, to a file). Besides
+rates and latencies the bench reports the server's CPU time per request (from /proc): on a
+machine shared with other work that figure moves much less than the rates do. Prints one JSON
+object; the target is >= 2,000 reads/s with p99 < 25 ms.
+
+    python bench/http.py [--subjects 100000] [--seconds 15] [--connections 16]
+        [--officers N] [--backend sqlite|postgres] [--no-access-log] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.progress import Progress
+
+from custodes._home import init_home
+from custodes.config import Settings
+from custodes.model import Access, Accessor, CredentialKind
+from custodes.sim import Person, generate_people
+from custodes.store import open_store
+from custodes.vault import Vault
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+READ_PATH = "/v1/records/identity/get"
+PER_OFFICER = 200  # the default policy's max_subjects_per_day for duty officers
+DUTY_FIELDS = ("name", "id_number", "birth_date")  # what the duty officers' grant returns
+SAMPLE = 50  # reads repeated from Python at the end and compared field by field
+TARGET_RATE = 2_000
+TARGET_P99_MS = 25.0
+
+# One wrk thread per connection; each thread checks every response and stops itself at the
+# deadline with nothing in flight (wrk's own -d stop would abandon requests mid-way).
+WRK_SCRIPT = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk, bench_timespec *tp);
+]]
+local tspec = ffi.new("bench_timespec")
+local function now()
+  ffi.C.clock_gettime(1, tspec)  -- CLOCK_MONOTONIC: same clock in every thread
+  return tonumber(tspec.tv_sec) + tonumber(tspec.tv_nsec) * 1e-9
+end
+
+local mode = os.getenv("BENCH_MODE")
+local seconds = tonumber(os.getenv("BENCH_SECONDS"))
+local threads = {}
+local count = 0
+
+function setup(thread)
+  thread:set("id", count)
+  count = count + 1
+  table.insert(threads, thread)
+end
+
+local pairs_ = {}
+local pos, deadline, current = 1, nil, nil
+started, finished, answered, bad_status, bad_body = 0, 0, 0, 0, 0
+first_bad = ""
+
+function init(args)
+  if mode == "read" then
+    for line in io.lines(os.getenv("BENCH_PAIRS")) do
+      local token, subject = line:match("^(%S+) (%S+)$")
+      table.insert(pairs_, {token, subject})
+    end
+    pos = 1 + math.floor(#pairs_ * id / tonumber(os.getenv("BENCH_THREADS")))
+  end
+end
+
+function request()
+  if deadline == nil then
+    started = now()
+    deadline = started + seconds
+  end
+  if mode == "health" then
+    return wrk.format("GET", "/v1/health")
+  end
+  local pair = pairs_[pos]
+  pos = pos % #pairs_ + 1
+  current = pair[2]
+  local body = '{"subject":"' .. current .. '","purpose":"identity_check"}'
+  return wrk.format("POST", os.getenv("BENCH_PATH"), {
+    ["Authorization"] = "Bearer " .. pair[1],
+    ["Content-Type"] = "application/json",
+  }, body)
+end
+
+function response(status, headers, body)
+  answered = answered + 1
+  if status ~= 200 then
+    bad_status = bad_status + 1
+    if first_bad == "" then first_bad = status .. " " .. body:sub(1, 300) end
+  elseif mode == "read" and not body:find('"' .. current .. '"', 1, true) then
+    bad_body = bad_body + 1
+    if first_bad == "" then first_bad = body:sub(1, 300) end
+  end
+  local t = now()
+  if t >= deadline then
+    finished = t
+    wrk.thread:stop()
+  end
+end
+
+function done(summary, latency, requests)
+  local first, last, total, status, wrong = nil, 0, 0, 0, 0
+  local sample = ""
+  for _, thread in ipairs(threads) do
+    local s, f = thread:get("started"), thread:get("finished")
+    if first == nil or s < first then first = s end
+    if f > last then last = f end
+    total = total + thread:get("answered")
+    status = status + thread:get("bad_status")
+    wrong = wrong + thread:get("bad_body")
+    if sample == "" then sample = thread:get("first_bad") end
+  end
+  local out = io.open(os.getenv("BENCH_OUT"), "w")
+  out:write(string.format(
+    '{"answered": %d, "seconds": %.6f, "bad_status": %d, "bad_body": %d, '
+    .. '"unfinished_threads": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, '
+    .. '"max_us": %d, "mean_us": %.1f, "wrk_timeouts": %d, "wrk_socket_errors": %d}\n',
+    total, last - first, status, wrong,
+    (function() local n = 0; for _, t in ipairs(threads) do
+      if t:get("finished") == 0 then n = n + 1 end end; return n end)(),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean, summary.errors.timeout,
+    summary.errors.connect + summary.errors.read + summary.errors.write))
+  out:close()
+  if sample ~= "" then io.stderr:write("first bad response: " .. sample .. "\n") end
+end
+"""
+
+
+def _identity(p: Person) -> dict[str, str]:
+    return {
+        "name": p.name,
+        "id_number": p.id_number,
+        "birth_date": p.birth_date.isoformat(),
+        "birth_place": p.birth_place,
+        "address": p.address,
+        "phone": p.phone,
+    }
+
+
+@contextmanager
+def _fresh_database(admin_url: str, *, keep: bool) -> Iterator[str]:
+    name = "custodes_bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        if not keep:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def _unshadow_stdlib() -> None:
+    """Run as a script, this file's directory is first on ``sys.path`` and its name hides the
+    standard library's ``http`` package (which urllib and starlette import): drop that entry.
+    Modules that import ``http`` are therefore imported inside functions, after this ran."""
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+
+
+def _private_text(path: Path, text: str) -> None:
+    # The files hold API tokens (of a throwaway vault, but tokens all the same).
+    path.touch(mode=0o600)
+    path.write_text(text, encoding="utf-8")
+
+
+def _build(home: Path, backend: str, url: str | None, people: list[Person], officers: int) -> None:
+    """Fill a new vault home; write the (token, subject) pairs the load rotates over and a
+    sample of expected answers."""
+    from custodes.api import Credentials
+
+    settings = init_home(home, backend=backend, url=url)
+    with Vault.open(settings) as vault:
+        vault.add_accessor(Accessor("registrar-1", "registry", "registrar"))
+        registrar = Access(vault.principal("registrar-1"), "registration")
+        with Progress(transient=True) as progress:
+            task = progress.add_task("loading the vault", total=len(people))
+            for start in range(0, len(people), 5_000):
+                chunk = people[start : start + 5_000]
+                vault.put_many(registrar, "identity", [(p.id_number, _identity(p)) for p in chunk])
+                progress.advance(task, len(chunk))
+        credentials = Credentials(store=vault.store)
+        tokens = []
+        for i in range(officers):
+            officer = f"officer-{i:05d}"
+            vault.add_accessor(Accessor(officer, "city-police", "duty_officer"))
+            tokens.append(credentials.issue(CredentialKind.API_TOKEN, officer, timedelta(days=1)))
+    # Officer i reads people i, i + officers, i + 2 * officers, ... (at most PER_OFFICER of
+    # them); pair j goes to officer j % officers, so neighbouring requests differ in token.
+    read = range(min(len(people), officers * PER_OFFICER))
+    lines = [f"{tokens[j % officers]} {people[j].id_number}" for j in read]
+    _private_text(home / "bench-pairs.txt", "\n".join(lines) + "\n")
+    sample = [
+        {
+            "token": tokens[j % officers],
+            "values": {k: v for k, v in _identity(people[j]).items() if k in DUTY_FIELDS},
+        }
+        for j in read[:: max(1, len(read) // SAMPLE)]
+    ]
+    _private_text(home / "bench-sample.json", json.dumps(sample, ensure_ascii=False))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(port: int, path: str, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@contextmanager
+def _server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    import urllib.error
+    import urllib.request
+
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the server did not start:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux), or None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(
+    port: int, mode: str, seconds: float, connections: int, pairs: Path, scratch: Path
+) -> dict[str, Any]:
+    script, out = scratch / "bench.lua", scratch / f"wrk-{mode}.json"
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+    out.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "BENCH_MODE": mode,
+        "BENCH_SECONDS": str(seconds),
+        "BENCH_PAIRS": str(pairs),
+        "BENCH_PATH": READ_PATH,
+        "BENCH_OUT": str(out),
+        "BENCH_THREADS": str(connections),
+    }
+    # wrk's own duration is only a backstop: each thread stops itself at the deadline.
+    command = [
+        shutil.which("wrk") or "/usr/bin/wrk",
+        f"-t{connections}",
+        f"-c{connections}",
+        f"-d{int(seconds) + 5}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+    ]
+    done = subprocess.run(command, env=env, check=False, capture_output=True, text=True)  # noqa: S603
+    if done.returncode != 0 or not out.exists():
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result
+
+
+def _measure(
+    proc: subprocess.Popen[bytes],
+    mode: str,
+    args: argparse.Namespace,
+    port: int,
+    pairs: Path,
+    scratch: Path,
+) -> dict[str, Any]:
+    cpu_before = _cpu_seconds(proc.pid)
+    run = _wrk(port, mode, args.seconds, args.connections, pairs, scratch)
+    cpu_after = _cpu_seconds(proc.pid)
+    answered = run["answered"]
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return {
+        "requests": answered,
+        "per_s": round(answered / run["seconds"]),
+        "p50_ms": run["p50_us"] / 1000,
+        "p90_ms": run["p90_us"] / 1000,
+        "p99_ms": run["p99_us"] / 1000,
+        "max_ms": run["max_us"] / 1000,
+        "server_cpu_us_per_request": None if cpu is None else round(cpu / answered * 1e6),
+        "non_2xx": run["bad_status"],
+        "wrong_body": run["bad_body"],
+        "socket_errors": run["wrk_socket_errors"],
+        "unfinished_threads": run["unfinished_threads"],
+    }
+
+
+def _check_sample(port: int, home: Path) -> int:
+    """Repeat a sample of reads and compare every returned field with the synthetic person."""
+    sample: Sequence[dict[str, Any]] = json.loads((home / "bench-sample.json").read_text())
+    for item in sample:
+        wanted = item["values"]
+        body = {"subject": wanted["id_number"], "purpose": "identity_check"}
+        status, answer = _post(port, READ_PATH, item["token"], body)
+        assert status == 200, (status, answer)
+        assert [r["values"] for r in answer["records"]] == [wanted], (answer, wanted)
+    return len(sample)
+
+
+def _events(settings: Settings) -> int:
+    store = open_store(settings.store)
+    try:
+        return store.event_count()
+    finally:
+        store.close()
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subjects", type=int, default=100_000)
+    parser.add_argument(
+        "--officers",
+        type=int,
+        default=0,
+        help="drive only the first N officers (200 subjects each; default: all, subjects / 200)",
+    )
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of reads first")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--pg-url", default=PG_ADMIN_URL, help="admin URL (a database is made)")
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the server's access log (on by default, as in 'custodes serve'), to a file",
+    )
+    parser.add_argument("--keep", type=Path, help="build the home here (or reuse it) and keep it")
+    parser.add_argument(
+        "--server",
+        default="",
+        help="another server command, {home} and {port} filled in (default: custodes serve)",
+    )
+    return parser.parse_args()
+
+
+def _server_command(args: argparse.Namespace, home: Path, port: int) -> list[str]:
+    if args.server:
+        return [part.format(home=home, port=port) for part in args.server.split()]
+    command = [sys.executable, "-m", "custodes.cli", "serve", "--home", str(home)]
+    command += ["--port", str(port)]
+    if not args.access_log:
+        command.append("--no-access-log")
+    return command
+
+
+def _pairs(home: Path, officers: int, scratch: Path) -> tuple[Path, int]:
+    """The (token, subject) pairs of the first ``officers`` officers (all if 0)."""
+    built = json.loads((home / "bench-manifest.json").read_text())["officers"]
+    if not officers or officers >= built:
+        return home / "bench-pairs.txt", built
+    lines = (home / "bench-pairs.txt").read_text().splitlines(keepends=True)
+    chosen = scratch / "bench-pairs.txt"
+    _private_text(chosen, "".join(line for j, line in enumerate(lines) if j % built < officers))
+    return chosen, officers
+
+
+def _run(args: argparse.Namespace, home: Path, url: str | None, scratch: Path) -> dict[str, Any]:
+    build_s = 0.0
+    if not (home / "bench-manifest.json").exists():
+        people = generate_people(args.subjects, seed=1)
+        start = time.perf_counter()
+        built = max(1, -(-args.subjects // PER_OFFICER))
+        _build(home, args.backend, url, people, built)
+        manifest = {"subjects": args.subjects, "officers": built}
+        (home / "bench-manifest.json").write_text(json.dumps(manifest))
+        build_s = time.perf_counter() - start
+    subjects = json.loads((home / "bench-manifest.json").read_text())["subjects"]
+    pairs, officers = _pairs(home, args.officers, scratch)
+    settings = Settings.load(home)
+    port = _free_port()
+    load_before = os.getloadavg()
+    with _server(_server_command(args, home, port), port, scratch / "server.log") as proc:
+        if args.warmup > 0:
+            _wrk(port, "read", args.warmup, args.connections, pairs, scratch)
+        health = _measure(proc, "health", args, port, pairs, scratch)
+        before = _events(settings)
+        reads = _measure(proc, "read", args, port, pairs, scratch)
+        after = _events(settings)
+        checked = _check_sample(port, home)
+    load_after = os.getloadavg()
+    ledger_growth = after - before
+    assert reads["non_2xx"] == 0 and reads["wrong_body"] == 0, reads
+    assert health["non_2xx"] == 0, health
+    assert reads["unfinished_threads"] == 0 and health["unfinished_threads"] == 0
+    assert ledger_growth == reads["requests"], (ledger_growth, reads["requests"])
+    return {
+        "benchmark": "http.audited_get",
+        "backend": args.backend,
+        "subjects": subjects,
+        "officers": officers,
+        "subjects_read": min(subjects, officers * PER_OFFICER),
+        "connections": args.connections,
+        "access_log": args.access_log,
+        "seconds": args.seconds,
+        "warmup_s": args.warmup,
+        "reads": reads,
+        "health": health,
+        "ratio_reads_to_health": round(reads["per_s"] / health["per_s"], 3),
+        "ledger_growth": ledger_growth,
+        "sample_reads_checked": checked,
+        "targets": {"reads_per_s": TARGET_RATE, "p99_ms": TARGET_P99_MS},
+        "met": reads["per_s"] >= TARGET_RATE and reads["p99_ms"] < TARGET_P99_MS,
+        "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "build_s": round(build_s, 1),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    _unshadow_stdlib()
+    args = _parse()
+    with tempfile.TemporaryDirectory(prefix="custodes-bench-http-") as tmp:
+        scratch = Path(tmp)
+        home = args.keep.resolve() if args.keep else scratch / "home"
+        if args.backend == "postgres" and not (home / "bench-manifest.json").exists():
+            with _fresh_database(args.pg_url, keep=args.keep is not None) as url:
+                result = _run(args, home, url, scratch)
+        else:
+            result = _run(args, home, None, scratch)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
