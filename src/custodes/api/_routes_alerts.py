@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
-from custodes.api._schemas import Input, Output, errors, json_response
+from custodes.api._schemas import EventOut, Input, Output, errors, json_response
 from custodes.api.deps import AccessorCaller, Caller, OversightCaller, ServiceDep
 from custodes.detect import Acknowledgement, AlertBook, FiledAlert
 from custodes.model import Access, AccessEvent
@@ -86,24 +86,10 @@ class AlertsOut(Output):
     alerts: list[AlertOut]
 
 
-class AlertEvent(Output):
-    """One evidence event, as the ledger records it (subject by pseudonym)."""
+class AlertEvent(EventOut):
+    """One evidence event, as the ledger records it (subject by pseudonym), with its index."""
 
     seq: int
-    ts: datetime
-    accessor: str
-    org: str
-    role: str
-    action: str
-    collection: str | None
-    fields: list[str]
-    subject: str | None
-    purpose: str | None
-    case: str | None
-    decision: str
-    reason: str
-    count: int
-    break_glass: bool
 
 
 class AlertDetailOut(AlertOut):

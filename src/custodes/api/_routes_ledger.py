@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Path, Query, Response
 
-from custodes.api._schemas import Output, errors, json_response
+from custodes.api._schemas import EventOut, Output, errors, json_response
 from custodes.api._service import Service
 from custodes.api.deps import AccessorCaller, ServiceDep
 from custodes.errors import AccessDenied, InputError, NotFound
@@ -64,25 +64,6 @@ class CosignaturesOut(Output):
     log_vkey: str
     witnesses: list[str]
     cosignatures: list[CosignatureOut]
-
-
-class EventOut(Output):
-    """An access event as the ledger entry records it (subject by pseudonym)."""
-
-    ts: datetime
-    accessor: str
-    org: str
-    role: str
-    action: str
-    collection: str | None
-    fields: list[str]
-    subject: str | None
-    purpose: str | None
-    case: str | None
-    decision: str
-    reason: str
-    count: int
-    break_glass: bool
 
 
 class EntryOut(Output):

@@ -7,6 +7,7 @@ the OpenAPI document says exactly what a request may hold and generated clients 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Response
@@ -18,6 +19,7 @@ __all__ = [
     "NAME_PATTERN",
     "AccessorId",
     "CaseRef",
+    "EventOut",
     "FieldName",
     "Input",
     "Name",
@@ -107,3 +109,22 @@ def json_response(body: BaseModel, status_code: int = 200) -> Response:
     built, and ``response_model=`` on the route still documents it.
     """
     return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+class EventOut(Output):
+    """An access event as the ledger entry records it (subject by pseudonym)."""
+
+    ts: datetime
+    accessor: str
+    org: str
+    role: str
+    action: str
+    collection: str | None
+    fields: list[str]
+    subject: str | None
+    purpose: str | None
+    case: str | None
+    decision: str
+    reason: str
+    count: int
+    break_glass: bool
