@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -458,6 +459,40 @@ def test_batch_with_one_bad_item_writes_nothing(vault: Vault) -> None:
         vault.put_many(access(vault, "reg-1", "registration"), "identity", items)
     assert vault.store.event_count() == before
     assert vault.store.records("identity", vault._subject(people[0].id_number).ref) == []
+
+
+def test_concurrent_reads_cannot_overrun_the_daily_limit(vault: Vault) -> None:
+    # The limit is checked before a read's event commits and counted after: without
+    # serializing one accessor's reads, concurrent reads at the limit would all pass.
+    people = generate_people(230, seed=12)[-225:]
+    reg = access(vault, "reg-1", "registration")
+    vault.put_many(reg, "identity", [(p.id_number, identity(p)) for p in people])
+    duty = access(vault, "duty-1", "identity_check")
+    for person in people[:195]:
+        vault.get(duty, "identity", person.id_number)
+    start = threading.Barrier(30)
+    outcomes: list[str] = []
+
+    def read(person: Person) -> None:
+        start.wait()
+        try:
+            vault.get(duty, "identity", person.id_number)
+            outcomes.append("allowed")
+        except AccessDenied:
+            outcomes.append("denied")
+
+    threads = [threading.Thread(target=read, args=(p,)) for p in people[195:]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("allowed") == 5 and outcomes.count("denied") == 25
+    allowed_today = {
+        e.subject
+        for _, e in vault.store.events()
+        if e.accessor == "duty-1" and e.decision == "allow"
+    }
+    assert len(allowed_today) == 200
 
 
 def test_invalid_policy_toml_refuses_to_open(vault: Vault) -> None:

@@ -9,13 +9,16 @@ plaintext leaves this module, and if it cannot be committed the caller gets
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from custodes._groupcommit import GroupCommit
@@ -89,6 +92,27 @@ class _Subject:
     pseudonym: str
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_read_at_a_time(
+    method: Callable[Concatenate[Vault, Access, _P], _R],
+) -> Callable[Concatenate[Vault, Access, _P], _R]:
+    """Run one accessor's reads one after another (within this process).
+
+    A daily subject limit is checked before the read's event is committed and counted after:
+    two concurrent reads by one accessor at the limit would otherwise both pass.
+    """
+
+    @functools.wraps(method)
+    def serialized(vault: Vault, access: Access, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with vault._reading(access.principal.accessor):
+            return method(vault, access, *args, **kwargs)
+
+    return serialized
+
+
 class Vault:
     """Personal records behind purpose-bound, ledgered access.
 
@@ -126,6 +150,8 @@ class Vault:
             self._write_events
         )
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
+        self._readers: dict[str, threading.Lock] = {}
+        self._readers_lock = threading.Lock()
         self._zone = ZoneInfo(policy.timezone)
         self._monitor: Monitor | None = None
 
@@ -315,6 +341,7 @@ class Vault:
             decisions.append(decision)
         return decisions
 
+    @_one_read_at_a_time
     def get(
         self,
         access: Access,
@@ -361,6 +388,7 @@ class Vault:
         self._note_subject(access.principal.accessor, event)
         return records
 
+    @_one_read_at_a_time
     def find(
         self,
         access: Access,
@@ -408,6 +436,7 @@ class Vault:
             self._record_denial(access, Action.FIND, coll.name, decision.fields, None, capped, now)
         return self._answer_find(access, coll, decision, hits, now)
 
+    @_one_read_at_a_time
     def export(
         self, access: Access, collection: str, fields: Sequence[str] | None = None
     ) -> list[Record]:
@@ -862,6 +891,13 @@ class Vault:
             now=now,
             subjects_today=self._subjects_today(access.principal.accessor, now),
         )
+
+    @contextmanager
+    def _reading(self, accessor_id: str) -> Iterator[None]:
+        with self._readers_lock:
+            lock = self._readers.setdefault(accessor_id, threading.Lock())
+        with lock:
+            yield
 
     def _subjects_today(self, accessor_id: str, now: datetime) -> set[str]:
         # The per-day quota needs the subjects this accessor already read today, "today" being
