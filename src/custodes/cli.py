@@ -277,11 +277,18 @@ def find(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Find records by the exact value of an indexed field (no wildcards, no prefixes)."""
+    """Find records by the exact value of an indexed field (no wildcards, no prefixes).
+
+    Large answers (forensics.fingerprint_min_rows) carry the reader's fingerprint, like exports.
+    """
     ((name, value),) = _pairs([field], "--field").items()
     with open_vault(home) as vault:
         access = _access(vault, accessor, purpose, case)
         records = vault.find(access, collection, name, value, _split_fields(fields))
+        if len(records) >= vault.settings.fingerprint_min_rows:
+            from custodes.forensics import fingerprint_read  # loads only for bulk reads
+
+            records = fingerprint_read(vault, access, collection, records)
     emit([r.as_dict() for r in records], as_json, lambda: _records_table(records))
 
 

@@ -64,6 +64,8 @@ SETTINGS_HELP: dict[str, str] = {
     "api.oidc_accessor_claim": "The JWT claim naming the accessor id (default 'sub').",
     "api.oidc_subject_claim": "The ID-token claim holding a data subject's ID number, for "
     "portal sign-in through OIDC (default 'custodes_subject').",
+    "forensics.fingerprint_min_rows": "Fingerprint every find that returns at least this many "
+    "records (keyed spellings, recorded on the ledger like an export's mark).",
     "detect.stream": "Score new ledger events for misuse as they are committed (a background "
     "thread; alerts go to <home>/detect/alerts.jsonl). Off by default.",
 }
@@ -118,6 +120,7 @@ class Settings:
     checkpoint_every: int = 1000
     checkpoint_seconds: int = 60
     detect_stream: bool = False
+    fingerprint_min_rows: int = 20
     witnesses: tuple[str, ...] = ()
     api: ApiSettings = field(default_factory=lambda: ApiSettings())
 
@@ -196,6 +199,7 @@ class Settings:
         limits = _table(raw, "limits")
         ledger = _table(raw, "ledger")
         detect = _table(raw, "detect")
+        forensics = _table(raw, "forensics")
         api = _api(_table(raw, "api"))
         tenant = _text(raw.get("tenant", "default"), "tenant")
         return cls(
@@ -218,6 +222,9 @@ class Settings:
                 ledger.get("checkpoint_seconds", 60), "ledger.checkpoint_seconds"
             ),
             detect_stream=_flag(detect.get("stream", False), "detect.stream"),
+            fingerprint_min_rows=_positive(
+                forensics.get("fingerprint_min_rows", 20), "forensics.fingerprint_min_rows"
+            ),
             witnesses=_vkeys(ledger.get("witnesses", []), "ledger.witnesses"),
             api=api,
         )

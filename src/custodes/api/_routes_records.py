@@ -204,12 +204,19 @@ def get_records(
 def find_records(
     collection: CollectionName, body: FindIn, caller: AccessorCaller, service: ServiceDep
 ) -> Response:
-    """Find records whose indexed field equals a value exactly (at most ``limits.find_cap``)."""
+    """Find records whose indexed field equals a value exactly (at most ``limits.find_cap``).
+
+    An answer of at least ``forensics.fingerprint_min_rows`` records carries a fingerprint for
+    its reader, like an export's (docs/forensics.md).
+    """
+    from custodes.forensics import fingerprint_read  # forensics loads only for bulk reads
+
     coll = _collection(service, collection)
+    access = _access(caller, body.purpose, body.case)
     with service.metrics.deciding("find"):
-        found = service.vault.find(
-            _access(caller, body.purpose, body.case), coll.name, body.field, body.value, body.fields
-        )
+        found = service.vault.find(access, coll.name, body.field, body.value, body.fields)
+    if len(found) >= service.vault.settings.fingerprint_min_rows:
+        found = fingerprint_read(service.vault, access, coll.name, found)
     return json_response(_records(found))
 
 

@@ -7,6 +7,9 @@
 - :func:`match_fingerprints` and :func:`canaries_in` say which export and which canaries a
   parsed leak (:class:`LeakTable`, from :func:`read_leak`) carries; :func:`trace_leak` puts it
   all together for ``custodes trace-leak``.
+- :func:`fingerprint_read` marks a bulk read (a ``find`` of at least
+  ``forensics.fingerprint_min_rows`` records) with its reader's watermark, recorded like an
+  export's.
 
 Everything reads the vault through its interfaces (store queries by token or pseudonym, the
 blind index, the ledger); nothing decrypts the vault wholesale. The registry under
@@ -38,6 +41,7 @@ from custodes.forensics._fingerprint import (
 )
 from custodes.forensics._leak import ColumnRole, LeakTable, detect_roles, read_leak
 from custodes.forensics._leaksim import insider_leak
+from custodes.forensics._reads import fingerprint_read
 from custodes.forensics._registry import CanaryRow, ExportRecord, PlantedCanary
 from custodes.forensics._trace import (
     CollectionShare,
@@ -73,6 +77,7 @@ __all__ = [
     "detect_roles",
     "export_fingerprinted",
     "export_key",
+    "fingerprint_read",
     "insider_leak",
     "match_fingerprints",
     "plant_canaries",

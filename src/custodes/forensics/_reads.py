@@ -1,0 +1,88 @@
+"""Fingerprinted bulk reads: a large ``find`` answer carries its reader's watermark.
+
+A ``find`` that returns at least ``forensics.fingerprint_min_rows`` records is a bulk read: its
+rows could leak like an export's. :func:`fingerprint_read` gives them the same keyed choice of
+spellings as :func:`~custodes.forensics.export_fingerprinted` (every value still normalizes to
+the stored one) and records the mark the same way: an ``export_mark`` ledger entry whose mark
+names the read (``"read": "find"``), and a registry line, so :func:`match_fingerprints` and
+``custodes trace-leak`` name the read and its reader. No canary rows: an answer to a lookup
+must not contain invented people.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from custodes.forensics._fingerprint import SCHEME, _exported_fields, _marked, export_key
+from custodes.forensics._registry import EXPORTS_FILE, ExportRecord, append_lines, body_digest
+from custodes.model import Access
+from custodes.vault import Record
+
+if TYPE_CHECKING:
+    from custodes.vault import Vault
+
+__all__ = ["fingerprint_read"]
+
+
+def fingerprint_read(
+    vault: Vault,
+    access: Access,
+    collection: str,
+    records: Sequence[Record],
+    *,
+    read: str = "find",
+    rng: random.Random | None = None,
+) -> list[Record]:
+    """Return ``records`` (a bulk read by ``access``) fingerprinted for its reader.
+
+    Below ``forensics.fingerprint_min_rows`` records the answer is returned unchanged and
+    nothing is written. Above it the mark is on the ledger and in the registry before any
+    row is returned. ``read`` names the kind of read in the mark; ``rng`` (tests only)
+    replaces the operating system's randomness.
+
+    Raises:
+        InputError: unknown collection or field.
+        AuditFailure: the mark could not be committed; the rows must not be released.
+        OSError: the registry could not be written; the rows must not be released.
+    """
+    if len(records) < vault.settings.fingerprint_min_rows:
+        return list(records)
+    coll = vault.schema.collection(collection)
+    names = _exported_fields(coll, records, None)
+    export_id = f"{(rng or random.SystemRandom()).getrandbits(80):020x}"
+    out, carriers = _marked(coll, export_key(vault, export_id), records)
+    pending = ExportRecord(
+        export_id=export_id,
+        accessor=access.principal.accessor,
+        org=access.principal.org,
+        role=access.principal.role,
+        purpose=access.purpose,
+        case=access.case,
+        collection=coll.name,
+        fields=tuple(names),
+        created_at=datetime.min,
+        rows=len(out),
+        canaries=(),
+        carriers=carriers,
+        scheme=SCHEME,
+        ledger_index=-1,
+    )
+    # The mark is published with the ledger: ids and digests only, never the searched value.
+    mark = {
+        "export": export_id,
+        "read": read,
+        "scheme": SCHEME,
+        "canary_rows": 0,
+        "digest": body_digest(pending.body()),
+    }
+    text = json.dumps(mark, sort_keys=True, separators=(",", ":"))
+    seq = vault.mark_export(access, coll.name, names, rows=len(out), mark=text)
+    entry = next(vault.store.events(seq, seq + 1))[1]
+    registered = replace(pending, created_at=entry.ts, ledger_index=seq)
+    append_lines(vault.settings.home, EXPORTS_FILE, [registered.as_dict()])
+    return out
