@@ -140,23 +140,7 @@ def _alert_fields(alert: FiledAlert) -> dict[str, Any]:
 
 
 def _event_out(seq: int, event: AccessEvent) -> AlertEvent:
-    return AlertEvent(
-        seq=seq,
-        ts=event.ts,
-        accessor=event.accessor,
-        org=event.org,
-        role=event.role,
-        action=event.action,
-        collection=event.collection,
-        fields=list(event.fields),
-        subject=event.subject,
-        purpose=event.purpose,
-        case=event.case,
-        decision=event.decision,
-        reason=event.reason,
-        count=event.count,
-        break_glass=event.break_glass,
-    )
+    return AlertEvent(seq=seq, **AlertEvent.fields_of(event))
 
 
 def _acknowledger(alert_id: AlertId, caller: AccessorCaller, service: ServiceDep) -> Caller:

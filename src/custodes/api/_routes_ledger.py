@@ -234,19 +234,4 @@ def _row(service: Service, seq: int) -> tuple[bytes, bytes]:
 
 
 def _event_out(event: AccessEvent) -> EventOut:
-    return EventOut(
-        ts=event.ts,
-        accessor=event.accessor,
-        org=event.org,
-        role=event.role,
-        action=event.action,
-        collection=event.collection,
-        fields=list(event.fields),
-        subject=event.subject,
-        purpose=event.purpose,
-        case=event.case,
-        decision=event.decision,
-        reason=event.reason,
-        count=event.count,
-        break_glass=event.break_glass,
-    )
+    return EventOut(**EventOut.fields_of(event))

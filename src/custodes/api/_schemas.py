@@ -14,6 +14,7 @@ from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from custodes.api._errors import ErrorResponse
+from custodes.model import AccessEvent
 
 __all__ = [
     "NAME_PATTERN",
@@ -128,3 +129,23 @@ class EventOut(Output):
     reason: str
     count: int
     break_glass: bool
+
+    @classmethod
+    def fields_of(cls, event: AccessEvent) -> dict[str, Any]:
+        """The model's fields taken from a ledger event (for this model and its subclasses)."""
+        return {
+            "ts": event.ts,
+            "accessor": event.accessor,
+            "org": event.org,
+            "role": event.role,
+            "action": event.action,
+            "collection": event.collection,
+            "fields": list(event.fields),
+            "subject": event.subject,
+            "purpose": event.purpose,
+            "case": event.case,
+            "decision": event.decision,
+            "reason": event.reason,
+            "count": event.count,
+            "break_glass": event.break_glass,
+        }

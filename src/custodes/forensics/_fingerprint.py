@@ -203,33 +203,16 @@ def export_fingerprinted(
     made = _canaries(vault, coll, records, min(count, MAX_CANARIES), rng)
     out, carriers = _marked(coll, key, [*records, *(rec for rec, _ in made)])
     rng.shuffle(out)
-    pending = ExportRecord(
+    seq = register_mark(
+        vault,
+        access,
+        coll.name,
+        names,
         export_id=export_id,
-        accessor=access.principal.accessor,
-        org=access.principal.org,
-        role=access.principal.role,
-        purpose=access.purpose,
-        case=access.case,
-        collection=coll.name,
-        fields=tuple(names),
-        created_at=datetime.min,
         rows=len(out),
         canaries=tuple(row for _, row in made),
         carriers=carriers,
-        scheme=SCHEME,
-        ledger_index=-1,
     )
-    mark = {
-        "export": export_id,
-        "scheme": SCHEME,
-        "canary_rows": len(made),
-        "digest": body_digest(pending.body()),
-    }
-    text = json.dumps(mark, sort_keys=True, separators=(",", ":"))
-    seq = vault.mark_export(access, coll.name, names, rows=len(out), mark=text)
-    entry = next(vault.store.events(seq, seq + 1))[1]
-    registered = replace(pending, created_at=entry.ts, ledger_index=seq)
-    append_lines(vault.settings.home, EXPORTS_FILE, [registered.as_dict()])
     return FingerprintedExport(
         export_id=export_id,
         collection=coll.name,
@@ -239,6 +222,59 @@ def export_fingerprinted(
         canary_rows=len(made),
         ledger_index=seq,
     )
+
+
+def register_mark(
+    vault: Vault,
+    access: Access,
+    collection: str,
+    names: Sequence[str],
+    *,
+    export_id: str,
+    rows: int,
+    canaries: tuple[CanaryRow, ...],
+    carriers: int,
+    read: str | None = None,
+) -> int:
+    """Record a fingerprint: an ``export_mark`` ledger entry (ids and a digest of the registry
+    line only), then the registry line itself; return the entry's ledger index.
+
+    ``read`` names a fingerprinted read (e.g. ``"find"``) rather than an export.
+
+    Raises:
+        AuditFailure: the mark could not be committed; the rows must not be released.
+        OSError: the registry could not be written; the rows must not be released.
+    """
+    pending = ExportRecord(
+        export_id=export_id,
+        accessor=access.principal.accessor,
+        org=access.principal.org,
+        role=access.principal.role,
+        purpose=access.purpose,
+        case=access.case,
+        collection=collection,
+        fields=tuple(names),
+        created_at=datetime.min,
+        rows=rows,
+        canaries=canaries,
+        carriers=carriers,
+        scheme=SCHEME,
+        ledger_index=-1,
+    )
+    mark: dict[str, object] = {
+        "export": export_id,
+        "scheme": SCHEME,
+        "canary_rows": len(canaries),
+        "digest": body_digest(pending.body()),
+    }
+    if read is not None:
+        mark["read"] = read
+    text = json.dumps(mark, sort_keys=True, separators=(",", ":"))
+    seq = vault.mark_export(access, collection, names, rows=rows, mark=text)
+    entry = next(vault.store.events(seq, seq + 1))[1]
+    registered = replace(pending, created_at=entry.ts, ledger_index=seq)
+    append_lines(vault.settings.home, EXPORTS_FILE, [registered.as_dict()])
+    return seq
 
 
 def _exported_fields(

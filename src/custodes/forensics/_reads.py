@@ -11,15 +11,11 @@ must not contain invented people.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from custodes.forensics._fingerprint import SCHEME, _exported_fields, _marked, export_key
-from custodes.forensics._registry import EXPORTS_FILE, ExportRecord, append_lines, body_digest
+from custodes.forensics._fingerprint import _exported_fields, _marked, export_key, register_mark
 from custodes.model import Access
 from custodes.vault import Record
 
@@ -56,33 +52,15 @@ def fingerprint_read(
     names = _exported_fields(coll, records, None)
     export_id = f"{(rng or random.SystemRandom()).getrandbits(80):020x}"
     out, carriers = _marked(coll, export_key(vault, export_id), records)
-    pending = ExportRecord(
+    register_mark(
+        vault,
+        access,
+        coll.name,
+        names,
         export_id=export_id,
-        accessor=access.principal.accessor,
-        org=access.principal.org,
-        role=access.principal.role,
-        purpose=access.purpose,
-        case=access.case,
-        collection=coll.name,
-        fields=tuple(names),
-        created_at=datetime.min,
         rows=len(out),
         canaries=(),
         carriers=carriers,
-        scheme=SCHEME,
-        ledger_index=-1,
+        read=read,
     )
-    # The mark is published with the ledger: ids and digests only, never the searched value.
-    mark = {
-        "export": export_id,
-        "read": read,
-        "scheme": SCHEME,
-        "canary_rows": 0,
-        "digest": body_digest(pending.body()),
-    }
-    text = json.dumps(mark, sort_keys=True, separators=(",", ":"))
-    seq = vault.mark_export(access, coll.name, names, rows=len(out), mark=text)
-    entry = next(vault.store.events(seq, seq + 1))[1]
-    registered = replace(pending, created_at=entry.ts, ledger_index=seq)
-    append_lines(vault.settings.home, EXPORTS_FILE, [registered.as_dict()])
     return out
