@@ -29,6 +29,8 @@ def test_every_setting_is_documented() -> None:
         ({"limits": {"find_cap": True}}, "limits.find_cap"),
         ({"store": {"durability": "maybe"}}, "store.durability"),
         ({"keys": {"dir": "data"}}, "keys.dir"),
+        ({"store": {"mmap_mib": -1}}, "store.mmap_mib"),
+        ({"store": {"mmap_mib": "1G"}}, "store.mmap_mib"),
     ],
 )
 def test_bad_settings_are_refused(raw: dict[str, object], needle: str, tmp_path: Path) -> None:
@@ -48,3 +50,16 @@ def test_environment_overrides_the_store(tmp_path: Path) -> None:
     env = {"CUSTODES_STORE_BACKEND": "postgres", "CUSTODES_STORE_URL": "postgresql://x/y"}
     settings = Settings.from_mapping(tmp_path, {}, env=env)
     assert (settings.store.backend, settings.store.url) == ("postgres", "postgresql://x/y")
+
+
+@pytest.mark.parametrize(("raw", "mib"), [({}, 1024), ({"mmap_mib": 0}, 0), ({"mmap_mib": 64}, 64)])
+def test_sqlite_memory_map_is_configured(raw: dict[str, object], mib: int, tmp_path: Path) -> None:
+    from custodes.store import open_store
+
+    settings = Settings.from_mapping(tmp_path, {"store": raw}, env={})
+    store = open_store(settings.store)
+    try:
+        (size,) = store._conn.execute("PRAGMA mmap_size").fetchone()  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    assert size == mib * 1024 * 1024

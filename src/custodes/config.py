@@ -37,6 +37,8 @@ SETTINGS_HELP: dict[str, str] = {
     "store.url": "PostgreSQL connection URL (backend 'postgres'); env CUSTODES_STORE_URL.",
     "store.durability": "'normal': commits survive a process crash (SQLite WAL, synchronous="
     "NORMAL); 'full': each commit is fsynced and survives power loss.",
+    "store.mmap_mib": "SQLite: read the database through a memory map of up to this many MiB "
+    "(bulk lookups such as trace-leak read far fewer pages through system calls); 0 turns it off.",
     "keys.dir": "Directory of the key files, relative to the home; must not hold the database.",
     "schema.path": "Schema file (collections and fields), relative to the home.",
     "policy.path": "Policy file (purposes and grants), relative to the home.",
@@ -84,6 +86,7 @@ class StoreSettings:
     path: Path = Path("data/custodes.db")
     url: str | None = None
     durability: Durability = "normal"
+    mmap_mib: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,7 @@ class Settings:
             path=_under(home, store_raw.get("path", "data/custodes.db")),
             url=url,
             durability=durability,
+            mmap_mib=_non_negative(store_raw.get("mmap_mib", 1024), "store.mmap_mib"),
         )
         keys_dir = _under(home, _table(raw, "keys").get("dir", "keys"))
         if backend == "sqlite" and store.path.parent.resolve() == keys_dir.resolve():
@@ -310,6 +314,12 @@ def _origin(value: object) -> str:
 def _flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def _non_negative(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{name} must be a whole number, 0 or more, not {value!r}")
     return value
 
 

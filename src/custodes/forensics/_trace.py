@@ -201,23 +201,21 @@ def resolve_subjects(
 
     A row's ID number is tried first, then its phone numbers, then values of columns found to
     hold another indexed field (a booking reference, a document number). Each distinct value
-    is looked up once, in token order (neighbouring index pages stay cached). ID numbers that
-    match no subject are then validated in full, and dropped from ``id_numbers`` if invalid.
+    is looked up once. ID numbers that match no subject are then validated in full, and dropped
+    from ``id_numbers`` if invalid.
 
     Raises:
         StoreError: the store could not be read.
     """
     collection, field_name = vault.schema.subject_field
     wanted = {number for number in table.id_numbers if number is not None}
-    by_id = _lookup_all(vault, collection, field_name, wanted, progress)
+    pseudonyms: dict[bytes, str] = {}
+    by_id = _lookup_all(vault, collection, field_name, wanted, progress, pseudonyms)
     refs: list[bytes | None] = [by_id.get(n) if n else None for n in table.id_numbers]
     matched_by: Counter[str] = Counter({"id_number": sum(1 for r in refs if r is not None)})
     keys = _key_columns(vault, table)
     for column, (coll, name) in keys.items():
-        _resolve_by_key(vault, table.rows, refs, column, coll, name, matched_by)
-    index: BlindIndex = vault._index
-    distinct = [ref for ref in set(refs) if ref is not None]
-    pseudonyms = dict(zip(distinct, index.pseudonyms_of_refs(distinct), strict=True))
+        _resolve_by_key(vault, table.rows, refs, column, coll, name, matched_by, pseudonyms)
     subjects = [pseudonyms[ref] if ref is not None else None for ref in refs]
     id_numbers = [
         number if ref is not None or number is None else clean_id_number(number)
@@ -239,6 +237,7 @@ def _resolve_by_key(
     collection: str,
     field_name: str,
     matched_by: Counter[str],
+    pseudonyms: dict[bytes, str],
 ) -> None:
     """Fill in the unresolved rows whose ``column`` holds a known ``collection.field``."""
     values: dict[int, str] = {}
@@ -247,12 +246,15 @@ def _resolve_by_key(
             normalized = _normalized(vault, collection, field_name, raw)
             if normalized is not None:
                 values[pos] = normalized
-    found = _lookup_all(vault, collection, field_name, set(values.values()), None)
+    found = _lookup_all(vault, collection, field_name, set(values.values()), None, pseudonyms)
     for pos, value in values.items():
         ref = found.get(value)
         if ref is not None:
             refs[pos] = ref
             matched_by[f"{collection}.{field_name}"] += 1
+
+
+_LOOKUP_CHUNK = 5_000
 
 
 def _lookup_all(
@@ -261,23 +263,30 @@ def _lookup_all(
     field_name: str,
     values: Iterable[str],
     progress: Progress | None,
+    pseudonyms: dict[bytes, str],
 ) -> dict[str, bytes]:
     """The one subject whose ``collection.field`` equals each value, for the values that have
-    exactly one (a phone shared by a household names nobody in particular)."""
+    exactly one (a phone shared by a household names nobody in particular); the pseudonym of
+    every subject found is added to ``pseudonyms`` (by subject ref).
+
+    Tokens are looked up in token order, so that neighbouring lookups share index pages.
+    """
     index: BlindIndex = vault._index
     values = list(values)
     tokens = sorted(zip(index.tokens(collection, field_name, values), values, strict=True))
-    found: dict[str, bytes] = {}
     total = len(tokens)
-    for start in range(0, total, 5_000):
-        chunk = tokens[start : start + 5_000]
+    found: dict[str, bytes] = {}
+    for start in range(0, total, _LOOKUP_CHUNK):
+        chunk = tokens[start : start + _LOOKUP_CHUNK]
         hits_by_token = vault.store.lookup_many([token for token, _ in chunk], 8)
         for token, value in chunk:
             hits = hits_by_token.get(token)
-            if hits and all(ref == hits[0][0] for ref, _ in hits):
+            if hits and (len(hits) == 1 or all(ref == hits[0][0] for ref, _ in hits)):
                 found[value] = hits[0][0]
         if progress is not None:
-            progress("match", min(start + 5_000, total), total)
+            progress("match", min(start + _LOOKUP_CHUNK, total), total)
+    new = list(set(found.values()).difference(pseudonyms))
+    pseudonyms.update(zip(new, index.pseudonyms_of_refs(new), strict=True))
     if progress is not None:
         progress("match", total, total)
     return found

@@ -22,7 +22,9 @@ def open_store(settings: StoreSettings) -> Store:
         StoreError: the database cannot be opened or reached.
     """
     if settings.backend == "sqlite":
-        return SQLiteStore(settings.path, durability=settings.durability)
+        return SQLiteStore(
+            settings.path, durability=settings.durability, mmap_mib=settings.mmap_mib
+        )
     if settings.backend == "postgres":
         if not settings.url:
             raise ConfigError("store.backend is 'postgres' but store.url is not set")
