@@ -53,6 +53,7 @@ from typing import Any
 import psycopg
 from rich.progress import Progress
 
+from _machine import reference
 from custodes._home import init_home
 from custodes.config import Settings
 from custodes.model import Access, Accessor, CredentialKind
@@ -479,6 +480,7 @@ def _run(args: argparse.Namespace, home: Path, url: str | None, scratch: Path) -
         "met": reads["per_s"] >= TARGET_RATE and reads["p99_ms"] < TARGET_P99_MS,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "build_s": round(build_s, 1),
+        "machine_reference": reference(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }

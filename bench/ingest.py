@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from rich.progress import Progress
 
+from _machine import reference
 from custodes._home import init_home
 from custodes.model import Access, Accessor
 from custodes.schema import Schema
@@ -240,6 +241,7 @@ def main() -> None:
                 "batch": args.batch,
                 **results,
                 "durability": "sqlite normal (WAL); key store full",
+                "machine_reference": reference(),
                 "python": platform.python_version(),
             },
             indent=2,

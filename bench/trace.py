@@ -39,6 +39,7 @@ from typing import Any
 
 from rich.progress import Progress
 
+from _machine import reference
 from custodes._home import init_home
 from custodes.clock import ManualClock
 from custodes.config import Settings
@@ -280,6 +281,7 @@ def main() -> None:
                 ),
                 "target_seconds": TARGET_SECONDS,
                 "target_met": best < TARGET_SECONDS,
+                "machine_reference": reference(),
                 "python": platform.python_version(),
             },
             indent=2,

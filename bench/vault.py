@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from _machine import reference
 from custodes._home import init_home
 from custodes.model import Access, Accessor
 from custodes.sim import Person, generate_people
@@ -137,6 +138,7 @@ def main() -> None:
                 "target_ratio": 0.25,
                 "events_in_ledger": events,
                 "durability": "normal",
+                "machine_reference": reference(),
                 "python": platform.python_version(),
             },
             indent=2,
