@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from custodes.errors import InputError
-from custodes.forensics._canaryrows import search_canary_rows
+from custodes.forensics._canaryrows import CanarySearch, search_canary_rows
 from custodes.forensics._fingerprint import read_exports
 from custodes.forensics._leak import LeakTable
-from custodes.forensics._registry import CANARIES_FILE, PlantedCanary, append_lines
+from custodes.forensics._registry import (
+    CANARIES_FILE,
+    ExportRecord,
+    PlantedCanary,
+    append_lines,
+)
 from custodes.forensics._registry import planted_canaries as _planted
 from custodes.forensics._synth import person_records, synthetic_person
 from custodes.model import Access, Action
@@ -223,6 +228,7 @@ def canaries_in(
     subject_tokens: LeakTable | Iterable[str | None],
     *,
     table: LeakTable | None = None,
+    searched: tuple[Sequence[ExportRecord], CanarySearch] | None = None,
 ) -> list[CanaryHit]:
     """Return the canaries among a leak's subjects.
 
@@ -231,7 +237,9 @@ def canaries_in(
     canary rows are no vault subjects), or the parsed leak itself: then planted canaries are
     looked for among its resolved subjects, and export canaries among its other rows, by their
     values (confirmed by a whole row, or by an ID number alone: unconfirmed), which also finds
-    canary rows without an ID number (``pseudonym`` None).
+    canary rows without an ID number (``pseudonym`` None). ``searched`` is the registered
+    exports and the search of the table's rows for their canary rows, when the caller has
+    them already (see :func:`~custodes.forensics.match_fingerprints`).
 
     Raises:
         InputError: the registry is unreadable or malformed.
@@ -245,8 +253,12 @@ def canaries_in(
         for c in planted_canaries(vault)
         if c.pseudonym in tokens
     ]
-    exports = read_exports(vault)
-    search = search_canary_rows(vault, exports, table) if table is not None else None
+    search: CanarySearch | None
+    if searched is not None:
+        exports, search = searched
+    else:
+        exports = read_exports(vault)
+        search = search_canary_rows(vault, exports, table) if table is not None else None
     for number, export in enumerate(exports):
         scope = {"export": export.export_id, "accessor": export.accessor, "org": export.org}
         found = search.found.get(number, set()) if search else set()

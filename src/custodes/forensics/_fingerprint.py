@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from custodes.detect._base import poisson_tail
 from custodes.errors import InputError
 from custodes.forensics._anchors import HIT_WEIGHT, anchor_key, anchor_token, anchor_weight
-from custodes.forensics._canaryrows import search_canary_rows
+from custodes.forensics._canaryrows import CanarySearch, search_canary_rows
 from custodes.forensics._leak import LeakTable
 from custodes.forensics._registry import (
     EXPORTS_FILE,
@@ -422,20 +422,26 @@ def _ledger_problem(vault: Vault, record: ExportRecord) -> str | None:
 
 
 def match_fingerprints(
-    vault: Vault, table: LeakTable, *, min_confidence: float = REPORT_CONFIDENCE
+    vault: Vault,
+    table: LeakTable,
+    *,
+    min_confidence: float = REPORT_CONFIDENCE,
+    searched: tuple[Sequence[ExportRecord], CanarySearch] | None = None,
 ) -> list[ExportMatch]:
     """Return the registered exports whose fingerprint ``table`` carries, most confident first.
 
     Rows that resolved to a vault subject (``table.subjects``) are real: only the others are
-    searched for canary rows. Every row is read for watermark carriers.
+    searched for canary rows. Every row is read for watermark carriers. ``searched`` is the
+    registered exports and that search, when the caller has them already.
 
     Raises:
         InputError: the registry is unreadable or malformed.
     """
-    exports = read_exports(vault)
+    exports, search = searched if searched is not None else (read_exports(vault), None)
     if not exports or not table.rows:
         return []
-    search = search_canary_rows(vault, exports, table)
+    if search is None:
+        search = search_canary_rows(vault, exports, table)
     observations = _observations(table)
     matches = []
     for number, export in enumerate(exports):

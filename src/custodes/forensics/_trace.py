@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from custodes.errors import InputError
 from custodes.forensics._canary import CanaryHit, canaries_in
-from custodes.forensics._fingerprint import HIGH_CONFIDENCE, ExportMatch, match_fingerprints
+from custodes.forensics._canaryrows import search_canary_rows
+from custodes.forensics._fingerprint import (
+    HIGH_CONFIDENCE,
+    ExportMatch,
+    match_fingerprints,
+    read_exports,
+)
 from custodes.forensics._leak import ColumnRole, LeakTable, Progress, clean_id_number, read_leak
 from custodes.model import AccessEvent, Action
 from custodes.schema import Collection, FieldType
@@ -423,7 +429,12 @@ def _leaked_fields(vault: Vault, table: LeakTable, scope: frozenset[str]) -> dic
 
 
 def _fingerprints(vault: Vault, table: LeakTable) -> tuple[list[CanaryHit], list[ExportMatch]]:
-    return canaries_in(vault, table), match_fingerprints(vault, table)
+    exports = read_exports(vault)  # read, and the table searched for their canary rows, once
+    searched = (exports, search_canary_rows(vault, exports, table))
+    return (
+        canaries_in(vault, table, searched=searched),
+        match_fingerprints(vault, table, searched=searched),
+    )
 
 
 # -- the ledger --------------------------------------------------------------------------------

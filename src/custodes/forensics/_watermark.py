@@ -62,6 +62,7 @@ _PATTERNS: Mapping[str, re.Pattern[str]] = {
 }
 _SAMPLE = 40  # values of a column looked at to decide which carrier it holds
 _CN_MOBILE = re.compile(r"\+861\d{10}")
+_NOT_DIGIT = re.compile(r"\D")
 
 Observation = tuple[str, str, int]
 """One carrier cell read from a leak: (carrier, canonical value, observed spelling bit)."""
@@ -144,7 +145,7 @@ def observe(carrier: str, text: str) -> Observation | None:
         return carrier, cell.upper(), int(cell[-1] == "x")
     if carrier == "geo":
         return carrier, f"{match.group(1)},{match.group(3)}", int(match.group(2) == " ")
-    digits = "+" + "".join(ch for ch in cell if ch.isdigit())
+    digits = "+" + _NOT_DIGIT.sub("", cell)  # the pattern allowed only digits, ' ' and '-'
     return carrier, digits, int(cell != digits)
 
 
