@@ -12,7 +12,6 @@ import typer
 
 from custodes._cli_common import AsJson, Home, emit, open_vault, out
 from custodes.clock import system_clock
-from custodes.web import issue_portal_code
 
 __all__ = ["portal_code_command"]
 
@@ -25,6 +24,8 @@ def portal_code_command(
     """Print a one-time code with which the subject signs in to the transparency portal."""
     with open_vault(home) as vault:
         minutes = vault.settings.api.portal_code_minutes
+        from custodes.web import issue_portal_code  # the web pages load only when needed
+
         code, expires = issue_portal_code(vault, subject, minutes=minutes, clock=system_clock)
     data = {"code": code, "expires_at": expires.isoformat(), "minutes": minutes, "url": "/portal"}
 

@@ -5,13 +5,27 @@ Backends hold only ciphertexts, keyed tokens, pseudonyms and metadata; never a k
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from custodes.config import StoreSettings
 from custodes.errors import ConfigError
-from custodes.store._postgres import PostgresStore
 from custodes.store._protocol import Store, StoreTx
 from custodes.store._sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from custodes.store._postgres import PostgresStore
+
 __all__ = ["PostgresStore", "SQLiteStore", "Store", "StoreTx", "open_store"]
+
+
+def __getattr__(name: str) -> Any:
+    # psycopg is imported on first use of the PostgreSQL backend, not by every command that
+    # opens a SQLite vault (it takes about a quarter of a second).
+    if name == "PostgresStore":
+        from custodes.store._postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(settings: StoreSettings) -> Store:
@@ -28,5 +42,7 @@ def open_store(settings: StoreSettings) -> Store:
     if settings.backend == "postgres":
         if not settings.url:
             raise ConfigError("store.backend is 'postgres' but store.url is not set")
+        from custodes.store._postgres import PostgresStore
+
         return PostgresStore(settings.url)
     raise ConfigError(f"store.backend must be 'sqlite' or 'postgres', not {settings.backend!r}")
