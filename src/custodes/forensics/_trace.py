@@ -279,16 +279,16 @@ def _lookup_all(
     """
     index: BlindIndex = vault._index
     values = list(values)
-    tokens = sorted(zip(index.tokens(collection, field_name, values), values, strict=True))
-    total = len(tokens)
+    value_of = dict(zip(index.tokens(collection, field_name, values), values, strict=True))
+    ordered = sorted(value_of)  # bytes sort faster than (token, value) pairs
+    total = len(ordered)
     found: dict[str, bytes] = {}
     for start in range(0, total, _LOOKUP_CHUNK):
-        chunk = tokens[start : start + _LOOKUP_CHUNK]
-        hits_by_token = vault.store.lookup_many([token for token, _ in chunk], 8)
-        for token, value in chunk:
-            hits = hits_by_token.get(token)
-            if hits and (len(hits) == 1 or all(ref == hits[0][0] for ref, _ in hits)):
-                found[value] = hits[0][0]
+        hits_by_token = vault.store.lookup_many(ordered[start : start + _LOOKUP_CHUNK], 8)
+        for token, hits in hits_by_token.items():
+            first = hits[0][0]
+            if len(hits) == 1 or all(ref == first for ref, _ in hits):
+                found[value_of[token]] = first
         if progress is not None:
             progress("match", min(start + _LOOKUP_CHUNK, total), total)
     new = list(set(found.values()).difference(pseudonyms))
