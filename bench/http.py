@@ -172,17 +172,6 @@ end
 """
 
 
-def _identity(p: Person) -> dict[str, str]:
-    return {
-        "name": p.name,
-        "id_number": p.id_number,
-        "birth_date": p.birth_date.isoformat(),
-        "birth_place": p.birth_place,
-        "address": p.address,
-        "phone": p.phone,
-    }
-
-
 @contextmanager
 def _fresh_database(admin_url: str, *, keep: bool) -> Iterator[str]:
     name = "custodes_bench_" + uuid.uuid4().hex[:12]
@@ -223,7 +212,8 @@ def _build(home: Path, backend: str, url: str | None, people: list[Person], offi
             task = progress.add_task("loading the vault", total=len(people))
             for start in range(0, len(people), 5_000):
                 chunk = people[start : start + 5_000]
-                vault.put_many(registrar, "identity", [(p.id_number, _identity(p)) for p in chunk])
+                items = [(p.id_number, p.identity_record()) for p in chunk]
+                vault.put_many(registrar, "identity", items)
                 progress.advance(task, len(chunk))
         credentials = Credentials(store=vault.store)
         tokens = []
@@ -239,7 +229,7 @@ def _build(home: Path, backend: str, url: str | None, people: list[Person], offi
     sample = [
         {
             "token": tokens[j % officers],
-            "values": {k: v for k, v in _identity(people[j]).items() if k in DUTY_FIELDS},
+            "values": {k: v for k, v in people[j].identity_record().items() if k in DUTY_FIELDS},
         }
         for j in read[:: max(1, len(read) // SAMPLE)]
     ]

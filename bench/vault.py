@@ -41,17 +41,6 @@ fields = ["*"]
 """
 
 
-def _identity(p: Person) -> dict[str, str]:
-    return {
-        "name": p.name,
-        "id_number": p.id_number,
-        "birth_date": p.birth_date.isoformat(),
-        "birth_place": p.birth_place,
-        "address": p.address,
-        "phone": p.phone,
-    }
-
-
 def _plain_table(path: Path, people: list[Person]) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -64,7 +53,7 @@ def _plain_table(path: Path, people: list[Person]) -> sqlite3.Connection:
     conn.executemany(
         "INSERT INTO people(name, id_number, birth_date, birth_place, address, phone) "
         "VALUES (?,?,?,?,?,?)",
-        [tuple(_identity(p).values()) for p in people],
+        [tuple(p.identity_record().values()) for p in people],
     )
     conn.execute("COMMIT")
     conn.execute("CREATE TABLE log(seq INTEGER PRIMARY KEY, ts TEXT, accessor TEXT, subject TEXT)")
@@ -107,7 +96,8 @@ def main() -> None:
             task = progress.add_task("loading the vault", total=len(people))
             for start in range(0, len(people), 5_000):
                 chunk = people[start : start + 5_000]
-                vault.put_many(registrar, "identity", [(p.id_number, _identity(p)) for p in chunk])
+                items = [(p.id_number, p.identity_record()) for p in chunk]
+                vault.put_many(registrar, "identity", items)
                 progress.advance(task, len(chunk))
         plain = _plain_table(Path(tmp) / "plain.db", people)
         reader = Access(vault.principal("bench"), "benchmark")

@@ -18,21 +18,10 @@ from custodes.config import StoreSettings
 from custodes.errors import AccessDenied, InputError
 from custodes.ledger import LedgerTamperError
 from custodes.ledger.export import EXPORT_FILES, export_ledger
-from custodes.sim import Person, generate_people
+from custodes.sim import generate_people
 from custodes.vault import Vault
 
 PEOPLE = generate_people(8, seed=33)
-
-
-def identity(person: Person) -> dict[str, str]:
-    return {
-        "name": person.name,
-        "id_number": person.id_number,
-        "birth_date": person.birth_date.isoformat(),
-        "birth_place": person.birth_place,
-        "address": person.address,
-        "phone": person.phone,
-    }
 
 
 def fill(vault: Vault) -> str:
@@ -40,7 +29,7 @@ def fill(vault: Vault) -> str:
     vault.put_many(
         access(vault, "reg-1", "registration"),
         "identity",
-        [(p.id_number, identity(p)) for p in PEOPLE],
+        [(p.id_number, p.identity_record()) for p in PEOPLE],
     )
     duty = access(vault, "duty-1", "identity_check")
     for person in PEOPLE[:5]:
@@ -171,7 +160,7 @@ def test_no_export_file_holds_plaintext_or_id_numbers(vault: Vault, tmp_path: Pa
     export_ledger(vault, tmp_path / "out")
     blob = b"".join((tmp_path / "out" / name).read_bytes() for name in EXPORT_FILES)
     for person in PEOPLE:
-        for value in identity(person).values():
+        for value in person.identity_record().values():
             assert value.encode() not in blob, value
         assert person.id_number.lower().encode() not in blob
         assert person.id_number[:17].encode() not in blob  # the digits without the check char

@@ -207,6 +207,17 @@ class Person:
     phone: str
     sex: str
 
+    def identity_record(self) -> dict[str, str]:
+        """The person's record in the default schema's ``identity`` collection."""
+        return {
+            "name": self.name,
+            "id_number": self.id_number,
+            "birth_date": self.birth_date.isoformat(),
+            "birth_place": self.birth_place,
+            "address": self.address,
+            "phone": self.phone,
+        }
+
 
 def generate_people(n: int, *, seed: int) -> list[Person]:
     """Return ``n`` synthetic people, the same ones for the same seed.
@@ -321,7 +332,7 @@ def sample_records(person: Person, rng: random.Random) -> dict[str, list[dict[st
     """
     own = random.Random(f"custodes.sim:{person.id_number}")  # noqa: S311 - simulation data
     return {
-        "identity": [_identity(person)],
+        "identity": [person.identity_record()],
         "hotel_stays": [_hotel_stay(rng) for _ in range(_count(rng, 40, 35, 15, 10))],
         "flights": [_flight(rng) for _ in range(_count(rng, 55, 25, 12, 8))],
         "border_crossings": _border_crossings(rng, own, _count(rng, 75, 15, 7, 3)),
@@ -342,17 +353,6 @@ def _moment(rng: random.Random) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
-
-
-def _identity(person: Person) -> dict[str, str]:
-    return {
-        "name": person.name,
-        "id_number": person.id_number,
-        "birth_date": person.birth_date.isoformat(),
-        "birth_place": person.birth_place,
-        "address": person.address,
-        "phone": person.phone,
-    }
 
 
 def _hotel_stay(rng: random.Random) -> dict[str, str]:
