@@ -31,3 +31,10 @@ def test_pseudonyms_of_refs_equal_pseudonym_of_each(refs: list[bytes]) -> None:
     assert INDEX.pseudonyms_of_refs(refs) == [INDEX.pseudonym_of_ref(r) for r in refs]
     with pytest.raises(InputError):
         INDEX.pseudonyms_of_refs([b""])
+
+
+@pytest.mark.parametrize("bad", ["ok\ud800", b"bytes", 17])
+def test_tokens_refuse_what_is_not_text_naming_the_field_not_the_value(bad: object) -> None:
+    with pytest.raises(InputError, match="value of field 'phone'") as raised:
+        INDEX.tokens("identity", "phone", ["13800000000", bad])  # type: ignore[list-item]
+    assert "13800000000" not in str(raised.value)
