@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from custodes.forensics._fingerprint import (
     read_exports,
 )
 from custodes.forensics._leak import ColumnRole, LeakTable, Progress, clean_id_number, read_leak
+from custodes.forensics._lookups import LookupHelper, lookup_values
 from custodes.model import AccessEvent, Action
 from custodes.schema import Collection, FieldType
 
@@ -44,6 +46,8 @@ __all__ = [
     "trace_leak",
 ]
 
+HELPER_MIN_BYTES = 1_000_000  # leaked files this large get a helper process for the lookups
+HELPER_MIN_VALUES = 20_000  # ID numbers worth handing half of to it
 LEDGER_SAMPLE = 2_000  # leaked subjects whose ledger events are read for attribution
 COLLECTION_SAMPLE = 200  # leaked subjects whose collections are listed
 KEY_SAMPLE = 40  # values of a column tried against another indexed field
@@ -157,9 +161,10 @@ def trace_leak(vault: Vault, path: Path | str, *, progress: Progress | None = No
         StoreError: the store could not be read.
     """
     clock = _Stopwatch()
-    table = read_leak(path, progress=progress)
-    clock.lap("read")
-    resolved = resolve_subjects(vault, table, progress=progress)
+    with _helper_for(vault, path) as helper:
+        table = read_leak(path, progress=progress)
+        clock.lap("read")
+        resolved = resolve_subjects(vault, table, progress=progress, helper=helper)
     table, keys, matched_by = resolved.table, resolved.keys, resolved.matched_by
     clock.lap("match")
     pseudonyms = sorted(resolved.refs)
@@ -172,6 +177,16 @@ def trace_leak(vault: Vault, path: Path | str, *, progress: Progress | None = No
     suspects = rank_suspects(vault, pseudonyms, scope=scope, fields=leaked_fields)
     clock.lap("ledger")
     return _report(table, keys, matched_by, shares, canaries, exports, suspects, clock)
+
+
+def _helper_for(vault: Vault, path: Path | str) -> LookupHelper | nullcontext[None]:
+    """A helper process for a large file's lookups, started now so that its start-up overlaps
+    the reading of the file (see :mod:`custodes.forensics._lookups`)."""
+    try:
+        large = Path(path).stat().st_size >= HELPER_MIN_BYTES
+    except OSError:
+        large = False  # read_leak says what is wrong with the path
+    return LookupHelper(vault.settings) if large else nullcontext()
 
 
 class _Stopwatch:
@@ -201,22 +216,30 @@ class Resolution:
 
 
 def resolve_subjects(
-    vault: Vault, table: LeakTable, *, progress: Progress | None = None
+    vault: Vault,
+    table: LeakTable,
+    *,
+    progress: Progress | None = None,
+    helper: LookupHelper | None = None,
 ) -> Resolution:
     """Resolve each row to a vault subject through exact blind-index lookups.
 
     A row's ID number is tried first, then its phone numbers, then values of columns found to
     hold another indexed field (a booking reference, a document number). Each distinct value
-    is looked up once. ID numbers that match no subject are then validated in full, and dropped
-    from ``id_numbers`` if invalid.
+    is looked up once; a running ``helper`` process looks up half of the ID numbers, if there
+    are at least ``HELPER_MIN_VALUES``. ID numbers that match no subject are then validated in
+    full, and dropped from ``id_numbers`` if invalid.
 
     Raises:
         StoreError: the store could not be read.
     """
     collection, field_name = vault.schema.subject_field
-    wanted = {number for number in table.id_numbers if number is not None}
+    wanted = list({number for number in table.id_numbers if number is not None})
     pseudonyms: dict[bytes, str] = {}
-    by_id = _lookup_all(vault, collection, field_name, wanted, progress, pseudonyms)
+    if helper is not None and helper.running and len(wanted) >= HELPER_MIN_VALUES:
+        by_id = _lookup_shared(vault, helper, collection, field_name, wanted, progress, pseudonyms)
+    else:
+        by_id = _lookup_all(vault, collection, field_name, wanted, progress, pseudonyms)
     refs: list[bytes | None] = [by_id.get(n) if n else None for n in table.id_numbers]
     matched_by: Counter[str] = Counter({"id_number": sum(1 for r in refs if r is not None)})
     keys = _key_columns(vault, table)
@@ -260,9 +283,6 @@ def _resolve_by_key(
             matched_by[f"{collection}.{field_name}"] += 1
 
 
-_LOOKUP_CHUNK = 5_000
-
-
 def _lookup_all(
     vault: Vault,
     collection: str,
@@ -270,31 +290,50 @@ def _lookup_all(
     values: Iterable[str],
     progress: Progress | None,
     pseudonyms: dict[bytes, str],
+    *,
+    whole: int | None = None,
 ) -> dict[str, bytes]:
-    """The one subject whose ``collection.field`` equals each value, for the values that have
-    exactly one (a phone shared by a household names nobody in particular); the pseudonym of
-    every subject found is added to ``pseudonyms`` (by subject ref).
-
-    Tokens are looked up in token order, so that neighbouring lookups share index pages.
-    """
-    index: BlindIndex = vault._index
+    """:func:`~custodes.forensics._lookups.lookup_values` of ``values`` in this process; the
+    pseudonym of every subject found is added to ``pseudonyms`` (by subject ref). Progress is
+    reported out of ``whole`` values (default: these)."""
     values = list(values)
-    value_of = dict(zip(index.tokens(collection, field_name, values), values, strict=True))
-    ordered = sorted(value_of)  # bytes sort faster than (token, value) pairs
-    total = len(ordered)
-    found: dict[str, bytes] = {}
-    for start in range(0, total, _LOOKUP_CHUNK):
-        hits_by_token = vault.store.lookup_many(ordered[start : start + _LOOKUP_CHUNK], 8)
-        for token, hits in hits_by_token.items():
-            first = hits[0][0]
-            if len(hits) == 1 or all(ref == first for ref, _ in hits):
-                found[value_of[token]] = first
-        if progress is not None:
-            progress("match", min(start + _LOOKUP_CHUNK, total), total)
-    new = list(set(found.values()).difference(pseudonyms))
-    pseudonyms.update(zip(new, index.pseudonyms_of_refs(new), strict=True))
+    out_of = len(values) if whole is None else whole
+    report: Callable[[int, int], None] | None = None
     if progress is not None:
-        progress("match", total, total)
+        shown = progress
+        report = lambda done, _total: shown("match", done, out_of)  # noqa: E731
+    found, named = lookup_values(vault.store, vault._index, collection, field_name, values, report)
+    pseudonyms.update(named)
+    if report is not None:
+        report(len(values), out_of)
+    return found
+
+
+def _lookup_shared(
+    vault: Vault,
+    helper: LookupHelper,
+    collection: str,
+    field_name: str,
+    values: Sequence[str],
+    progress: Progress | None,
+    pseudonyms: dict[bytes, str],
+) -> dict[str, bytes]:
+    """:func:`_lookup_all`, with the second half of ``values`` looked up by ``helper`` at the
+    same time (or here, after the first half, if the helper fails)."""
+    half = len(values) // 2
+    mine, theirs = values[:half], values[half:]
+    helper.submit(collection, field_name, theirs)
+    found = _lookup_all(
+        vault, collection, field_name, mine, progress, pseudonyms, whole=len(values)
+    )
+    answer = helper.result()
+    if answer is None:
+        found.update(_lookup_all(vault, collection, field_name, theirs, None, pseudonyms))
+    else:
+        found.update(answer[0])
+        pseudonyms.update(answer[1])
+    if progress is not None:
+        progress("match", len(values), len(values))
     return found
 
 
