@@ -16,6 +16,8 @@ def test_package_exports_both_modules_public_names() -> None:
         "LedgerTamperError",
         "CheckpointLog",
         "SignedCheckpoint",
+        "WitnessedCheckpoint",
+        "witnessed_checkpoint",
     }
     assert set(custodes.ledger.__all__) == expected
     for name in custodes.ledger.__all__:

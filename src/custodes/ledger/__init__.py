@@ -5,7 +5,7 @@
 touches storage. :class:`Ledger` serves roots and proofs from the Merkle nodes the store keeps
 beside its events, and verifies the stored log against them. :class:`CheckpointLog` signs
 checkpoints of it into files of the vault home; ``custodes.ledger.witness`` checks and cosigns
-them.
+them, and :func:`witnessed_checkpoint` picks the largest checkpoint a configured witness cosigned.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from custodes.ledger import merkle, note
 from custodes.ledger._checkpoint import CheckpointLog, SignedCheckpoint
 from custodes.ledger._log import Ledger, LedgerTamperError
+from custodes.ledger._witnessed import WitnessedCheckpoint, witnessed_checkpoint
 from custodes.ledger.merkle import (
     HASH_SIZE,
     combine_peaks,
@@ -56,6 +57,7 @@ __all__ = [
     "NoteSigner",
     "SignedCheckpoint",
     "WitnessSigner",
+    "WitnessedCheckpoint",
     "combine_peaks",
     "consistency_proof",
     "consistency_proof_from_hashes",
@@ -79,4 +81,5 @@ __all__ = [
     "verify_cosignature",
     "verify_inclusion",
     "verify_inclusion_hash",
+    "witnessed_checkpoint",
 ]

@@ -16,14 +16,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from custodes.errors import InputError, NotFound, SignatureError, VerificationError
-from custodes.ledger import Checkpoint, CheckpointLog, Ledger, merkle
-from custodes.ledger.note import decode_vkey, open_note, verify_cosignature
+from custodes.ledger import (
+    Checkpoint,
+    CheckpointLog,
+    Ledger,
+    WitnessedCheckpoint,
+    merkle,
+    witnessed_checkpoint,
+)
+from custodes.ledger._witnessed import valid_cosignatures
+from custodes.ledger.note import decode_vkey, open_note
 from custodes.store import Store
 
 __all__ = [
@@ -38,19 +45,8 @@ __all__ = [
 
 BUNDLE_FORMAT = "custodes-portal-proofs/1"
 MAX_SEQS = 256  # entries per bundle: a page asks in batches
-_MAX_NOTE_BYTES = 64 * 1024  # a cosigned note is a few hundred bytes; refuse junk files
 # How many of a subject's newest entries the portal lists and will prove.
 MAX_SUBJECT_EVENTS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class WitnessedCheckpoint:
-    """A checkpoint the log signed, as one note carrying the log's signature and the valid
-    cosignatures of configured witnesses (``witnesses``: their names; empty if none cosigned)."""
-
-    checkpoint: Checkpoint
-    note: str
-    witnesses: tuple[str, ...]
 
 
 def key_fingerprint(vkey: str) -> str:
@@ -63,98 +59,6 @@ def key_fingerprint(vkey: str) -> str:
     _, public = decode_vkey(vkey)
     digest = hashlib.sha256(public).hexdigest()[:32]
     return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
-
-
-# --- choosing the checkpoint ------------------------------------------------------------------
-
-
-def _note_files(directory: Path) -> Iterable[str]:
-    if not directory.is_dir():
-        return
-    for path in sorted(directory.iterdir()):
-        # Dot files are atomic_write's temporaries: half-written notes.
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.stat().st_size <= _MAX_NOTE_BYTES:
-            yield path.read_text(encoding="utf-8", errors="replace")
-
-
-def _log_line(body: str, line: str, origin: str, log_vkey: str) -> bool:
-    """Whether one signature line is a valid signature of the log key over ``body``."""
-    try:
-        open_note(f"{body}\n{line}\n", {origin: log_vkey})
-    except VerificationError:
-        return False
-    return True
-
-
-def _witness_lines(body: str, lines: Sequence[str], witnesses: Sequence[str]) -> dict[str, str]:
-    """The valid cosignature line of each configured witness found among ``lines``."""
-    valid: dict[str, str] = {}
-    for vkey in witnesses:
-        name, _ = decode_vkey(vkey)
-        for line in lines:
-            try:
-                verify_cosignature(line, body, vkey)
-            except VerificationError:
-                continue
-            valid.setdefault(name, line)
-    return valid
-
-
-def _collect(
-    notes: Iterable[str], origin: str, log_vkey: str, witnesses: Sequence[str]
-) -> dict[str, tuple[list[str], dict[str, str]]]:
-    """Per checkpoint body: the valid log signature lines and witness cosignature lines."""
-    found: dict[str, tuple[list[str], dict[str, str]]] = {}
-    for note in notes:
-        try:
-            body, _ = open_note(note, {origin: log_vkey})
-            Checkpoint.parse(body)
-        except VerificationError:
-            continue  # not this log's, or not validly signed by it: not a checkpoint to show
-        lines = note[len(body) + 1 : -1].split("\n")
-        log_lines, cosigned = found.setdefault(body, ([], {}))
-        log_lines.extend(
-            line
-            for line in lines
-            if line not in log_lines and _log_line(body, line, origin, log_vkey)
-        )
-        for name, line in _witness_lines(body, lines, witnesses).items():
-            cosigned.setdefault(name, line)
-    return found
-
-
-def witnessed_checkpoint(
-    *, checkpoints: CheckpointLog, witnesses: Sequence[str], ledger_dir: Path
-) -> WitnessedCheckpoint | None:
-    """Return the largest checkpoint the log signed and a configured witness cosigned, from the
-    cosigned notes in ``<ledger_dir>/cosignatures/``; if there is none, the log's latest
-    checkpoint without cosignatures; ``None`` before the first checkpoint.
-
-    Notes that are not validly signed by the log, and cosignature lines that do not verify
-    under a configured witness key, are left out.
-
-    Raises:
-        SignatureError: a configured witness vkey is malformed.
-        ConfigError: the checkpoint history cannot be read.
-        OSError: the cosignatures directory cannot be read.
-    """
-    origin, log_vkey = checkpoints.origin, checkpoints.vkey
-    found = _collect(_note_files(ledger_dir / "cosignatures"), origin, log_vkey, witnesses)
-    best: WitnessedCheckpoint | None = None
-    for body, (log_lines, cosigned) in found.items():
-        if not log_lines or not cosigned:
-            continue
-        checkpoint = Checkpoint.parse(body)
-        if best is None or checkpoint.size > best.checkpoint.size:
-            signatures = [log_lines[0], *(cosigned[name] for name in sorted(cosigned))]
-            note = body + "\n" + "".join(line + "\n" for line in signatures)
-            best = WitnessedCheckpoint(checkpoint, note, tuple(sorted(cosigned)))
-    if best is not None:
-        return best
-    latest = checkpoints.latest()
-    return None if latest is None else WitnessedCheckpoint(latest.checkpoint, latest.note, ())
 
 
 # --- bundles ----------------------------------------------------------------------------------
@@ -232,7 +136,7 @@ def _checked_checkpoint(bundle: Mapping[str, Any]) -> tuple[Checkpoint, list[str
     if checkpoint.origin != log["origin"]:
         raise SignatureError("the checkpoint is for another log")
     lines = note[len(text) + 1 : -1].split("\n")
-    cosigned = _witness_lines(text, lines, bundle["witnesses"])
+    cosigned = valid_cosignatures(text, lines, bundle["witnesses"])
     if bundle["witnesses"] and not cosigned:
         raise SignatureError("no configured witness cosigned the checkpoint")
     return checkpoint, sorted(cosigned)
