@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from importlib import resources
@@ -83,12 +82,7 @@ def init_home(
     _write_new(home / "policy.toml", (defaults / "policy.toml").read_text(encoding="utf-8"))
     _write_new(home / "custodes.toml", text)
     settings = Settings.load(home)
-    demo_secret = (
-        None
-        if demo_seed is None
-        else hashlib.sha256(f"custodes demo root key {demo_seed}".encode()).digest()
-    )
-    LocalKeyFile.create(settings.root_key_path, demo_secret=demo_secret)
+    LocalKeyFile.create(settings.root_key_path, demo_seed=demo_seed)
     SubjectKeyStore(settings.keystore_path).close()
     _create_log_key(settings)
     store = open_store(settings.store)

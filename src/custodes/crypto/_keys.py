@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -18,13 +20,29 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from custodes.errors import ConfigError, InputError
 
-__all__ = ["KeyProvider", "LocalKeyFile", "RootKeys", "length_prefixed", "utf8"]
+__all__ = [
+    "KeyProvider",
+    "LocalKeyFile",
+    "RootKeys",
+    "demo_root_secret",
+    "length_prefixed",
+    "utf8",
+]
 
 KEY_BYTES = 32
 KEY_FILE_FORMAT = "custodes-root-key"
 KEY_FILE_VERSION = 1
 _U32 = struct.Struct(">I").pack  # packs 0 .. 2**32 - 1, raises struct.error beyond
 _MAX_KEY_FILE_BYTES = 64 * 1024
+# custodes demo derives its root secret from the seed (reproducible runs). A vault holding real
+# data must never have such a key: anyone who knows or guesses the seed can derive every key.
+_DEMO_LABEL = "custodes demo root key"
+DEMO_SEEDS_CHECKED = 1 << 16  # seeds a key is compared against even if its file lost the mark
+
+
+def demo_root_secret(seed: int) -> bytes:
+    """Return the root secret ``custodes demo --seed SEED`` uses (demo vaults only)."""
+    return hashlib.sha256(f"{_DEMO_LABEL} {seed}".encode()).digest()
 
 
 def length_prefixed(*parts: bytes) -> bytes:
@@ -94,40 +112,44 @@ class KeyProvider(Protocol):
 class LocalKeyFile:
     """A root secret kept in a local JSON file readable only by its owner (mode 0600)."""
 
-    def __init__(self, path: Path, key_id: str, secret: bytes) -> None:
+    def __init__(self, path: Path, key_id: str, secret: bytes, *, demo: bool = False) -> None:
         if len(secret) != KEY_BYTES:
             raise ConfigError(f"{path}: the root secret must be {KEY_BYTES} bytes")
         self.path = path
         self.key_id = key_id
         self._secret = secret
+        self._demo = demo
 
     def __repr__(self) -> str:
         return f"LocalKeyFile(path={str(self.path)!r}, key_id={self.key_id!r})"
 
     @classmethod
-    def create(cls, path: Path, *, demo_secret: bytes | None = None) -> LocalKeyFile:
+    def create(cls, path: Path, *, demo_seed: int | None = None) -> LocalKeyFile:
         """Write a new key file with a fresh random secret, owner-only from the first byte.
 
-        ``demo_secret`` (``custodes demo`` only: reproducible runs) replaces the random secret;
-        a vault holding real data must never be created with it.
+        ``demo_seed`` (``custodes demo`` only: reproducible runs) derives the secret from the
+        seed instead and marks the file as a demo key (``custodes doctor`` refuses it); a vault
+        holding real data must never be created with it.
 
         Raises:
-            ConfigError: the file already exists or cannot be written, or ``demo_secret`` is
-                not 32 bytes.
+            ConfigError: the file already exists or cannot be written.
         """
         key_id = secrets.token_hex(8)
-        secret = secrets.token_bytes(KEY_BYTES) if demo_secret is None else demo_secret
-        if len(secret) != KEY_BYTES:
-            raise ConfigError(f"a root key secret is {KEY_BYTES} bytes, not {len(secret)}")
-        body = {
+        demo = demo_seed is not None
+        secret = (
+            demo_root_secret(demo_seed) if demo_seed is not None else secrets.token_bytes(KEY_BYTES)
+        )
+        body: dict[str, Any] = {
             "format": KEY_FILE_FORMAT,
             "version": KEY_FILE_VERSION,
             "key_id": key_id,
             "secret": base64.b64encode(secret).decode("ascii"),
         }
+        if demo:
+            body["demo"] = True
         _make_private_dirs(path.parent)
         _write_new_private_file(path, (json.dumps(body, indent=2) + "\n").encode("ascii"))
-        return cls(path, key_id, secret)
+        return cls(path, key_id, secret, demo=demo)
 
     @classmethod
     def open(cls, path: Path) -> LocalKeyFile:
@@ -142,7 +164,17 @@ class LocalKeyFile:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: not a custodes root key file (invalid JSON)") from exc
         key_id, secret = _parse_key_file(path, body)
-        return cls(path, key_id, secret)
+        return cls(path, key_id, secret, demo=body.get("demo") is True)
+
+    def is_demo_key(self) -> bool:
+        """Return whether this is a ``custodes demo`` key: marked so in its file, or equal to
+        the key of any seed below ``DEMO_SEEDS_CHECKED`` (a copy whose mark was removed)."""
+        if self._demo:
+            return True
+        found = False
+        for seed in range(DEMO_SEEDS_CHECKED):
+            found |= hmac.compare_digest(self._secret, demo_root_secret(seed))
+        return found
 
     def root_keys(self, tenant: str) -> RootKeys:
         """Derive the tenant's KEK, index, pseudonym and audit keys with HKDF-SHA256.
