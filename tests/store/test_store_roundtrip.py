@@ -49,6 +49,7 @@ def test_public_names_are_pinned() -> None:
         "PostgresStore",
         "SQLiteStore",
         "Store",
+        "StoreGuards",
         "StoreTx",
         "open_store",
     ]

@@ -12,6 +12,7 @@ import psycopg
 
 from custodes.errors import StoreError
 from custodes.store._codec import SQLReads, SQLWrites, statements
+from custodes.store._protocol import StoreGuards
 
 __all__ = ["PostgresStore"]
 
@@ -62,6 +63,39 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS credentials (digest bytea PRIMARY KEY, kind text NOT NULL, "
     "principal text NOT NULL, created_at text NOT NULL, expires_at text NOT NULL)",
     "INSERT INTO meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING",
+)
+
+# The append-only guards as the catalog shows them (pg_get_triggerdef, with the schema filled
+# in), and the bodies of their functions: a trigger that is disabled, or calls a function that
+# no longer refuses, guards nothing.
+_GUARD_FUNCTIONS = {
+    "custodes_events_append_only": "BEGIN RAISE EXCEPTION 'events are append-only'; END",
+    "custodes_ledger_append_only": "BEGIN RAISE EXCEPTION 'the ledger is append-only'; END",
+}
+_GUARD_TRIGGERS = {
+    f"{table}_{suffix}": (
+        f"CREATE TRIGGER {table}_{suffix} BEFORE {events} ON {{schema}}.{table} FOR EACH "
+        f"{level} EXECUTE FUNCTION {function}()",
+        function,
+    )
+    for table, function in (
+        ("events", "custodes_events_append_only"),
+        ("ledger_entries", "custodes_ledger_append_only"),
+    )
+    for suffix, events, level in (
+        ("append_only", "DELETE OR UPDATE", "ROW"),
+        ("no_truncate", "TRUNCATE", "STATEMENT"),
+    )
+}
+_TRIGGERS_QUERY = (
+    "SELECT t.tgname, t.tgenabled, p.proname, p.prosrc, pg_get_triggerdef(t.oid), "
+    "current_schema() FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal "
+    "AND c.relnamespace = current_schema()::regnamespace"
+)
+_ROLE_QUERY = (
+    "SELECT r.rolsuper, (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() "
+    "AND tablename = 'events') = current_user FROM pg_roles r WHERE r.rolname = current_user"
 )
 
 
@@ -229,10 +263,68 @@ class PostgresStore(SQLReads):
                 raise _error(op, exc) from exc
             self._tip = tx.tip_after or tx.tip
 
+    def guards(self) -> StoreGuards:
+        """Report which append-only triggers are missing, disabled or altered, and whether the
+        connecting role is a superuser or owns the tables (and so could remove them).
+
+        Raises:
+            StoreError: the catalog cannot be read.
+        """
+        present = {
+            name: (enabled, function, source.strip(), definition, schema)
+            for name, enabled, function, source, definition, schema in self._fetch(
+                "read the triggers", _TRIGGERS_QUERY, ()
+            )
+        }
+        missing = tuple(
+            name
+            for name, expected in _GUARD_TRIGGERS.items()
+            if not _guarding(present.get(name), expected)
+        )
+        rows = self._fetch("read the connecting role", _ROLE_QUERY, ())
+        superuser, owner = rows[0] if rows else (False, False)
+        privileged = "is a superuser" if superuser else "owns the vault's tables" if owner else None
+        with self._lock:
+            version = self._schema_version()
+        return StoreGuards(
+            missing=missing,
+            privileged=privileged,
+            volatile=self._volatile(),
+            schema_version=version,
+        )
+
+    def _volatile(self) -> str | None:
+        settings = dict(
+            self._fetch(
+                "read the server's durability settings",
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('fsync', 'synchronous_commit')",
+                (),
+            )
+        )
+        if settings.get("fsync") == "off":
+            return "the PostgreSQL server runs with fsync=off"
+        if settings.get("synchronous_commit") == "off":
+            return "the PostgreSQL server commits with synchronous_commit=off"
+        return None
+
     def close(self) -> None:
         """Close the connection; later calls raise StoreError."""
         with self._lock:
             self._conn.close()
+
+
+def _guarding(found: tuple[str, str, str, str, str] | None, expected: tuple[str, str]) -> bool:
+    if found is None:
+        return False
+    enabled, function, source, definition, schema = found
+    template, wanted_function = expected
+    return (
+        enabled in ("O", "A")  # fires in normal sessions ('D': disabled, 'R': replicas only)
+        and function == wanted_function
+        and source == _GUARD_FUNCTIONS[function]
+        and definition == template.format(schema=schema)
+    )
 
 
 def _error(op: str, exc: psycopg.Error) -> StoreError:

@@ -10,12 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from custodes.model import AccessEvent, Accessor, Case, Credential, IndexEntry, StoredRecord
 
-__all__ = ["Store", "StoreTx"]
+__all__ = ["Store", "StoreGuards", "StoreTx"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreGuards:
+    """What the database itself says about the guards of the append-only tables.
+
+    ``missing`` names each append-only trigger that is absent, disabled or altered;
+    ``privileged`` says why the connecting role could remove the guards itself (``None``: it
+    cannot, or the backend has no roles); ``volatile`` says why a committed event may not
+    survive a power loss (``None``: every commit is flushed to disk); ``schema_version`` is the
+    stored version (``None``: an empty database).
+    """
+
+    missing: tuple[str, ...]
+    privileged: str | None
+    volatile: str | None
+    schema_version: int | None
 
 
 class StoreTx(Protocol):
@@ -131,6 +149,10 @@ class Store(Protocol):
     def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
         """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after
         ``since``."""
+
+    def guards(self) -> StoreGuards:
+        """Report the append-only triggers and the connecting role's power over them (for
+        ``custodes doctor``; reads the catalog, changes nothing)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from custodes.errors import StoreError
 from custodes.store._codec import SQLReads, SQLWrites, statements
+from custodes.store._protocol import StoreGuards
 
 __all__ = ["SQLiteStore"]
 
@@ -51,6 +52,14 @@ _DDL = (
     "principal TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
     "INSERT INTO meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING",
 )
+
+# What sqlite_master holds for each append-only trigger (SQLite drops "IF NOT EXISTS"): a
+# trigger of the same name with another body is as good as none.
+_GUARDS = {
+    statement.split()[5]: statement.replace(" IF NOT EXISTS", "", 1)
+    for statement in _DDL
+    if statement.startswith("CREATE TRIGGER")
+}
 
 
 class _SQLiteTx(SQLWrites):
@@ -170,6 +179,26 @@ class SQLiteStore(SQLReads):
         except sqlite3.Error as exc:
             self._rollback()
             raise _error("commit a transaction", exc) from exc
+
+    def guards(self) -> StoreGuards:
+        """Report which append-only triggers are missing or altered. Whoever can write the
+        database file can drop them, so file permissions are what guards them (no roles).
+
+        Raises:
+            StoreError: the catalog cannot be read.
+        """
+        rows = self._fetch(
+            "read the triggers", "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'", ()
+        )
+        present = dict(rows)
+        missing = tuple(name for name, sql in _GUARDS.items() if present.get(name) != sql)
+        with self._lock:
+            version = self._schema_version()
+        synchronous = int(self._fetch("read the sync mode", "PRAGMA synchronous", ())[0][0])
+        volatile = None if synchronous >= 2 else "SQLite commits with synchronous=NORMAL"
+        return StoreGuards(
+            missing=missing, privileged=None, volatile=volatile, schema_version=version
+        )
 
     def close(self) -> None:
         """Close the connection; later calls raise StoreError."""
