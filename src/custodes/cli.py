@@ -37,6 +37,7 @@ from custodes._cli_common import (
 )
 from custodes._cli_demo import demo_command
 from custodes._cli_detect import detect_command
+from custodes._cli_doctor import doctor_command
 from custodes._cli_ledger import ledger_app
 from custodes._cli_portal import portal_code_command
 from custodes._cli_serve import serve_command, token_app
@@ -74,6 +75,7 @@ app.add_typer(witness_app, name="witness")
 app.command("serve")(serve_command)
 app.add_typer(token_app, name="token")
 app.command("portal-code")(portal_code_command)
+app.command("doctor")(doctor_command)
 
 
 def _access(
