@@ -892,6 +892,12 @@ class Vault:
             subjects_today=self._subjects_today(access.principal.accessor, now),
         )
 
+    def is_reading(self, accessor_id: str) -> bool:
+        """Whether a read, find or export of ``accessor_id`` is running now (so another one
+        would wait for it)."""
+        lock = self._readers.get(accessor_id)
+        return lock is not None and lock.locked()
+
     @contextmanager
     def _reading(self, accessor_id: str) -> Iterator[None]:
         with self._readers_lock:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import os
 import socket
 import subprocess
@@ -19,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-from custodes._cli_serve import QueryStringFilter
 from custodes.cli import main
 from custodes.sim import generate_people
 
@@ -143,20 +141,6 @@ def test_the_access_log_has_no_query_strings(served: tuple[str, Path]) -> None:
     text = log.read_text()
     assert "/v1/ledger/consistency" in text
     assert "old=1" not in text
-
-
-def test_query_strings_are_cut_from_access_log_records() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5", "GET", "/v1/x?secret=1&b=2", "1.1", 200),
-        None,
-    )
-    assert QueryStringFilter().filter(record)
-    assert record.getMessage() == '127.0.0.1:5 - "GET /v1/x HTTP/1.1" 200'
 
 
 def test_tokens_are_only_for_known_accessors(home: Path) -> None:

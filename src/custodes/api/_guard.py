@@ -2,8 +2,9 @@
 
 The hot path (a known API token) touches no store: the credential and the accessor behind it
 come from short-lived in-memory caches, so the check runs on the event loop without a thread
-hop. A cache miss, and every OIDC token, is checked in the thread pool (store reads, and the
-issuer's keys may have to be fetched).
+hop. A cache miss reads the store: on the loop with an embedded store (``inline_lookups``, a
+read of microseconds), else in the thread pool; every OIDC token is checked in the thread pool
+(the issuer's keys may have to be fetched).
 
 Cookie sessions are what a browser sends by itself, so a state-changing request carrying one
 must come from this site: its ``Origin`` (or, without one, its ``Referer``) must name the host
@@ -57,8 +58,10 @@ class Guard:
         credentials: Credentials,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
+        inline_lookups: bool = False,
     ) -> None:
         self._vault = vault
+        self._inline = inline_lookups
         self._credentials = credentials
         self._monotonic = monotonic
         self._oidc = OidcVerifier.from_settings(settings.api, clock=clock)
@@ -105,6 +108,8 @@ class Guard:
             principal = self._cached_principal(found.principal)
             if principal is not None:
                 return Caller(principal, via, found.digest.hex()[:16])
+        if self._inline:
+            return self._load_stored(kind, secret, via)
         return await run_in_threadpool(self._load_stored, kind, secret, via)
 
     def _load_stored(self, kind: CredentialKind, secret: str, via: str) -> Caller:

@@ -1,8 +1,10 @@
 """Records: put, get, find, export and shred, each with a purpose (and a case where needed).
 
-Every route is a plain ``def``: the vault is synchronous and thread-safe, FastAPI runs the call
-in its thread pool, and concurrent reads then share one ledger commit (the vault's group
-commit). ID numbers travel only in JSON bodies: a URL ends up in access logs.
+The vault is synchronous and thread-safe. Reads and single writes go through
+:func:`~custodes.api._calls.vault_call` (on the event loop with SQLite, in the thread pool with
+PostgreSQL, where concurrent calls share one ledger commit: the vault's group commit); bulk
+routes (export, erasure) are plain ``def`` routes that FastAPI runs in its thread pool. ID
+numbers travel only in JSON bodies: a URL ends up in access logs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import Field, StrictInt, StrictStr
 
+from custodes.api._calls import vault_call
 from custodes.api._schemas import (
     NAME_PATTERN,
     CaseRef,
@@ -160,14 +163,17 @@ def _records(found: list[Record]) -> RecordsOut:
     operation_id="put_record",
     responses=_RECORD_ERRORS,
 )
-def put_record(
+async def put_record(
     collection: CollectionName, body: PutIn, caller: AccessorCaller, service: ServiceDep
 ) -> Response:
     """Store one record about a subject (the write is recorded with its purpose)."""
     coll = _collection(service, collection)
+    access = _access(caller, body.purpose, body.case)
     with service.metrics.deciding("put"):
-        record_id = service.vault.put(
-            _access(caller, body.purpose, body.case), coll.name, body.subject, body.values
+        record_id = await vault_call(
+            service,
+            caller,
+            lambda: service.vault.put(access, coll.name, body.subject, body.values),
         )
     return json_response(PutOut(record_id=record_id), 201)
 
@@ -178,7 +184,7 @@ def put_record(
     operation_id="get_records",
     responses=_RECORD_ERRORS,
 )
-def get_records(
+async def get_records(
     collection: CollectionName, body: GetIn, caller: AccessorCaller, service: ServiceDep
 ) -> Response:
     """Read a subject's records; the access is recorded before anything is returned."""
@@ -191,7 +197,9 @@ def get_records(
         break_glass=body.break_glass,
     )
     with service.metrics.deciding("get"):
-        found = service.vault.get(access, coll.name, body.subject, body.fields)
+        found = await vault_call(
+            service, caller, lambda: service.vault.get(access, coll.name, body.subject, body.fields)
+        )
     return json_response(_records(found))
 
 
@@ -201,7 +209,7 @@ def get_records(
     operation_id="find_records",
     responses=_RECORD_ERRORS,
 )
-def find_records(
+async def find_records(
     collection: CollectionName, body: FindIn, caller: AccessorCaller, service: ServiceDep
 ) -> Response:
     """Find records whose indexed field equals a value exactly (at most ``limits.find_cap``).
@@ -213,10 +221,16 @@ def find_records(
 
     coll = _collection(service, collection)
     access = _access(caller, body.purpose, body.case)
+    vault = service.vault
+
+    def find() -> list[Record]:
+        found = vault.find(access, coll.name, body.field, body.value, body.fields)
+        if len(found) >= vault.settings.fingerprint_min_rows:
+            found = fingerprint_read(vault, access, coll.name, found)
+        return found
+
     with service.metrics.deciding("find"):
-        found = service.vault.find(access, coll.name, body.field, body.value, body.fields)
-    if len(found) >= service.vault.settings.fingerprint_min_rows:
-        found = fingerprint_read(service.vault, access, coll.name, found)
+        found = await vault_call(service, caller, find)
     return json_response(_records(found))
 
 

@@ -20,7 +20,9 @@ class Service:
     """The collaborators every route and page uses; built once by ``create_app``.
 
     ``guard`` (authentication, caches, rate limits) and ``metrics`` (its own Prometheus
-    registry) are derived from the others when the service is built.
+    registry) are derived from the others when the service is built; ``inline_calls`` says
+    whether short vault calls run on the event loop (an embedded store; see
+    ``custodes.api._calls``).
 
     Raises:
         ConfigError: the OIDC settings name a JWKS file that cannot be used.
@@ -33,16 +35,20 @@ class Service:
     clock: Clock
     guard: Guard = field(init=False)
     metrics: Metrics = field(init=False)
+    inline_calls: bool = field(init=False)
 
     def __post_init__(self) -> None:
+        inline = self.settings.store.backend == "sqlite"
         guard = Guard(
             settings=self.settings,
             vault=self.vault,
             credentials=self.credentials,
             clock=self.clock,
+            inline_lookups=inline,
         )
         object.__setattr__(self, "guard", guard)  # frozen: set once, here
         object.__setattr__(self, "metrics", Metrics())
+        object.__setattr__(self, "inline_calls", inline)
 
     def close(self) -> None:
         """Release the vault (and its store and key store)."""
