@@ -3,13 +3,12 @@
 ``serve`` listens on loopback by default. A non-loopback address needs TLS (``--tls-cert`` and
 ``--tls-key``) or an explicit ``--insecure-public`` (for a TLS-terminating proxy in front):
 bearer tokens and ID numbers must not cross a network in clear. The access log is on, with
-query strings cut off (ID numbers never travel in URLs; this keeps anything else out too).
+query strings left out (ID numbers never travel in URLs; this keeps anything else out too).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from custodes.clock import system_clock
 from custodes.errors import InputError, NotFound
 from custodes.model import CredentialKind
 
-__all__ = ["QueryStringFilter", "run_server", "serve_command", "token_app"]
+__all__ = ["run_server", "serve_command", "token_app"]
 
 _STDIN = "-"
 token_app = typer.Typer(help="API tokens: shown once when created, stored only as a hash.")
@@ -41,16 +40,6 @@ InsecurePublic = Annotated[
 AccessLog = Annotated[
     bool, typer.Option("--access-log/--no-access-log", help="Log each request (no query strings).")
 ]
-
-
-class QueryStringFilter(logging.Filter):
-    """Cuts the query string off uvicorn's access-log lines (``args[2]`` is the path)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
-        return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -79,20 +68,29 @@ def run_server(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
 ) -> None:
-    """Serve ``app`` with uvicorn until interrupted (one process: the vault batches commits)."""
+    """Serve ``app`` with uvicorn until interrupted (one process: the vault batches commits).
+
+    The access log is custodes' own (``custodes.api._accesslog``): batched, no query strings.
+    """
     import uvicorn
 
-    logging.getLogger("uvicorn.access").addFilter(QueryStringFilter())
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level="info" if access_log else "warning",
-        server_header=False,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-    )
+    from custodes.api._accesslog import AccessLog
+
+    logged = AccessLog(app, stream=sys.stdout) if access_log else None
+    try:
+        uvicorn.run(
+            logged or app,
+            host=host,
+            port=port,
+            access_log=False,
+            log_level="info" if access_log else "warning",
+            server_header=False,
+            ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None,
+        )
+    finally:
+        if logged is not None:
+            logged.flush()
 
 
 def serve_command(
