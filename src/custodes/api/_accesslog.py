@@ -18,11 +18,12 @@ The ledger, not this log, is the record of who accessed what; a crash can lose t
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from custodes.api._observe import observed
 
 __all__ = ["FLUSH_BYTES", "FLUSH_SECONDS", "AccessLog"]
 
@@ -44,19 +45,13 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self._add(_line(scope, status, time.perf_counter() - start))
+        await observed(
+            self.app,
+            scope,
+            receive,
+            send,
+            lambda status, took: self._add(_line(scope, status, took)),
+        )
 
     def _add(self, line: str) -> None:
         self._lines.append(line)

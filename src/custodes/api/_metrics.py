@@ -8,13 +8,13 @@ become label values; unmatched paths share one label.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from custodes.api._observe import observed
 from custodes.errors import AccessDenied
 
 __all__ = ["Metrics", "MetricsMiddleware"]
@@ -82,18 +82,10 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        status = 500  # what the client gets if the app raises before answering
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
+        def done(status: int, seconds: float) -> None:
             # The router writes the matched route into the (shared) scope.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
+            self.metrics.observe(scope["method"], route, status, seconds)
+
+        await observed(self.app, scope, receive, send, done)
