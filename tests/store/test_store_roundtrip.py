@@ -46,6 +46,7 @@ def _event(**changes: object) -> AccessEvent:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(custodes.store.__all__) == [
+        "EventCount",
         "PostgresStore",
         "SQLiteStore",
         "Store",

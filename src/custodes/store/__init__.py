@@ -9,13 +9,21 @@ from typing import TYPE_CHECKING, Any
 
 from custodes.config import StoreSettings
 from custodes.errors import ConfigError
-from custodes.store._protocol import Store, StoreGuards, StoreTx
+from custodes.store._protocol import EventCount, Store, StoreGuards, StoreTx
 from custodes.store._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from custodes.store._postgres import PostgresStore
 
-__all__ = ["PostgresStore", "SQLiteStore", "Store", "StoreGuards", "StoreTx", "open_store"]
+__all__ = [
+    "EventCount",
+    "PostgresStore",
+    "SQLiteStore",
+    "Store",
+    "StoreGuards",
+    "StoreTx",
+    "open_store",
+]
 
 
 def __getattr__(name: str) -> Any:

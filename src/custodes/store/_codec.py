@@ -31,6 +31,7 @@ from custodes.model import (
     IndexEntry,
     StoredRecord,
 )
+from custodes.store._protocol import EventCount
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -216,6 +217,17 @@ def record_from_row(row: Sequence[Any]) -> StoredRecord:
 def index_params(entry: IndexEntry) -> tuple[Any, ...]:
     """Row values for ``record_index(token, subject_ref, record_id)``."""
     return (bytes(entry.token), bytes(entry.subject_ref), entry.record_id)
+
+
+def _quarter(bucket: str, offset: str) -> datetime:
+    """``2026-03-02T02:3`` and ``+08:00`` -> 2026-03-02 02:45 at UTC+8 (an offset that is not
+    ``±HH:MM`` was a naive time: UTC, as everywhere else)."""
+    moment = datetime.fromisoformat(bucket[:13]) + timedelta(minutes=15 * int(bucket[14:]))
+    try:
+        zone = datetime.strptime(offset, "%z").tzinfo if offset[0] in "+-" else None
+    except ValueError:
+        zone = None
+    return moment.replace(tzinfo=zone or UTC)
 
 
 def event_params(seq: int, event: AccessEvent) -> tuple[Any, ...]:
@@ -454,6 +466,14 @@ _DML: dict[str, str] = {
         "? AND seq < ? ORDER BY seq LIMIT ?"
     ),
     "mark": "?",
+    # Events counted by quarter hour (as written: the UTC offset is the text's last 6
+    # characters) and by what the dashboard charts; every real UTC offset is a whole number of
+    # quarter hours, so each bucket falls on one local day of any time zone.
+    "event_counts": (
+        "SELECT substr(ts, 1, 14) || CAST(CAST(substr(ts, 15, 2) AS INTEGER) / 15 AS TEXT), "
+        "substr(ts, length(ts) - 5), org, purpose, action, decision, break_glass, COUNT(*) "
+        "FROM events WHERE seq >= ? AND seq < ? GROUP BY 1, 2, 3, 4, 5, 6, 7"
+    ),
     "subject_events": (
         "SELECT seq, ts, accessor, org, role, action, collection, fields, subject, purpose, "
         "case_id, decision, reason, count, break_glass, justification FROM events WHERE "
@@ -491,6 +511,15 @@ def _rows_query(mark: str, count: int) -> str:
     # The text depends only on the number of rows, so statement caches still hit.
     marks = ", ".join([mark] * count)
     return f"SELECT seq, hashes FROM ledger_entries WHERE seq IN ({marks})"  # noqa: S608
+
+
+def _about_query(mark: str, count: int) -> str:
+    marks = ", ".join([mark] * count)
+    return (
+        "SELECT seq, ts, accessor, org, role, action, collection, fields, subject, "  # noqa: S608
+        "purpose, case_id, decision, reason, count, break_glass, justification FROM events "
+        f"WHERE subject IN ({marks}) AND seq >= {mark} AND seq < {mark} ORDER BY seq"
+    )
 
 
 def _tokens_query(mark: str, count: int) -> str:
@@ -674,6 +703,49 @@ class SQLReads(ABC):
             if len(rows) < self._EVENT_CHUNK:
                 return
             pos = int(rows[-1][0]) + 1
+
+    def event_counts(self, start: int = 0, stop: int | None = None) -> list[EventCount]:
+        """Return how many events with ``start <= seq < stop`` share each quarter hour, org,
+        purpose, action, decision and break-glass flag (what the dashboard charts).
+
+        Raises:
+            StoreError: the query failed.
+        """
+        params = (max(start, 0), _NO_STOP if stop is None else stop)
+        rows = self._fetch("count events", self._sql["event_counts"], params)
+        return [
+            EventCount(
+                quarter=_quarter(str(bucket), str(offset)),
+                org=str(org),
+                purpose=purpose,
+                action=str(action),
+                decision=str(decision),
+                break_glass=bool(glass),
+                count=int(n),
+            )
+            for bucket, offset, org, purpose, action, decision, glass, n in rows
+        ]
+
+    def events_about(
+        self, subjects: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> list[tuple[int, AccessEvent]]:
+        """Return the events about any of ``subjects`` (pseudonyms) with ``start <= seq <
+        stop``, oldest first.
+
+        Raises:
+            StoreError: the query failed.
+        """
+        wanted = sorted(set(subjects))
+        bounds = (max(start, 0), _NO_STOP if stop is None else stop)
+        found: list[tuple[int, AccessEvent]] = []
+        for pos in range(0, len(wanted), self._TOKEN_CHUNK):
+            chunk = wanted[pos : pos + self._TOKEN_CHUNK]
+            sql = _about_query(self._sql["mark"], len(chunk))
+            found.extend(
+                event_from_row(row) for row in self._fetch("read events", sql, (*chunk, *bounds))
+            )
+        found.sort(key=lambda item: item[0])
+        return found
 
     def subject_events(self, subject: str, limit: int) -> list[tuple[int, AccessEvent]]:
         """Return the newest ``limit`` events about ``subject`` (a ledger pseudonym), newest

@@ -16,7 +16,21 @@ from typing import Protocol
 
 from custodes.model import AccessEvent, Accessor, Case, Credential, IndexEntry, StoredRecord
 
-__all__ = ["Store", "StoreGuards", "StoreTx"]
+__all__ = ["EventCount", "Store", "StoreGuards", "StoreTx"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventCount:
+    """How many events of one quarter hour (``quarter``: its start, with the offset the events
+    were written with) share an org, purpose, action, decision and break-glass flag."""
+
+    quarter: datetime
+    org: str
+    purpose: str | None
+    action: str
+    decision: str
+    break_glass: bool
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +130,16 @@ class Store(Protocol):
 
     def events(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, AccessEvent]]:
         """Yield ``(seq, event)`` for ``start <= seq < stop`` in order."""
+
+    def event_counts(self, start: int = 0, stop: int | None = None) -> list[EventCount]:
+        """Count the events with ``start <= seq < stop`` by quarter hour, org, purpose, action,
+        decision and break-glass flag."""
+
+    def events_about(
+        self, subjects: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> list[tuple[int, AccessEvent]]:
+        """Return the events about any of ``subjects`` with ``start <= seq < stop``, oldest
+        first."""
 
     def subject_events(self, subject: str, limit: int) -> list[tuple[int, AccessEvent]]:
         """Return the newest ``limit`` events about a subject pseudonym, newest first."""
