@@ -482,6 +482,22 @@ def test_cli_exit_status_json_and_strict(vault: Vault, capsys: pytest.CaptureFix
     assert "writable by group or others" in capsys.readouterr().out
 
 
+def test_an_unreachable_database_is_one_failure_on_one_line(tmp_path: Path) -> None:
+    from custodes._home import init_home
+
+    settings = init_home(tmp_path / "home")
+    path = settings.home / "custodes.toml"
+    text = path.read_text().replace(
+        'backend = "sqlite"', 'backend = "postgres"\nurl = "postgresql://nobody@127.0.0.1:1/x"'
+    )
+    path.write_text(text)
+    report = run_doctor(Settings.load(settings.home))
+    failed = [f for f in report.findings if f.status is Status.FAIL]
+    assert len(failed) == 1 and "cannot check the database" in failed[0].message
+    assert "\n" not in failed[0].message
+    assert _status(report, "keys.root") == [Status.OK]  # the checks that need no database ran
+
+
 def test_cli_on_a_directory_that_is_no_vault(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

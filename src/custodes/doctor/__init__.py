@@ -82,7 +82,7 @@ def _run(name: str, check: Check, ctx: Context, reported: set[str]) -> list[Find
         reported.add(exc.what)
         return [Finding(name, Status.FAIL, f"cannot check {exc.what}: {exc.reason}")]
     except CustodesError as exc:
-        return [Finding(name, Status.FAIL, f"cannot check: {exc.diagnostics()}")]
+        return [Finding(name, Status.FAIL, "cannot check: " + " ".join(exc.diagnostics().split()))]
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         return [Finding(name, Status.FAIL, f"cannot check: cannot read{where}: {exc.strerror}")]

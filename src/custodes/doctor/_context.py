@@ -68,7 +68,7 @@ class Context:
         try:
             self._store = open_store(config)
         except (ConfigError, StoreError) as exc:
-            return exc.diagnostics()
+            return " ".join(exc.diagnostics().split())  # drivers' messages span lines
         return None
 
     def guards(self) -> StoreGuards:
@@ -96,7 +96,7 @@ class Context:
                 self._policy = Policy.load(self.settings.policy_path, schema=schema)
                 return self._policy
             except ConfigError as exc:
-                self._policy_error = exc.diagnostics()
+                self._policy_error = " ".join(exc.diagnostics().split())
         raise Unavailable("the schema and policy", self._policy_error)
 
     def close(self) -> None:
