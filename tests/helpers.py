@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from custodes._home import init_home
 from custodes.clock import ManualClock
 from custodes.config import StoreSettings
 from custodes.model import Access, Accessor
+from custodes.store import open_store
+from custodes.store._codec import pack_entries, unpack_entries
+from custodes.store._postgres import _DDL as POSTGRES_DDL
+from custodes.store._sqlite import _DDL as SQLITE_DDL
 from custodes.vault import Vault
 
 START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a working hour
@@ -72,3 +77,64 @@ def break_event_table(vault: Vault) -> None:
             vault,
             "CREATE TRIGGER fault BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fault()",
         )
+
+
+def explode_ledger(settings: StoreSettings) -> None:
+    """Rewrite the stored ledger as one bundle per entry, with the same entries and hashes.
+
+    A one-entry bundle holds exactly one entry's bytes, leaf hash and completed-subtree hashes,
+    so after this an intruder's edit of one row (``ledger_bundles`` by ``seq``: replace
+    ``entries`` with ``pack_entries([forged])``, delete, renumber) touches one entry, as it would
+    in a log written one event per transaction. Verification passes before such an edit. The
+    append-only triggers are dropped for the rewrite and put back.
+    """
+    store = open_store(settings)
+    try:
+        singles = [(s, 1, pack_entries([e]), h) for s, e, h in store.ledger_rows()]
+    finally:
+        store.close()
+    insert = "INSERT INTO ledger_bundles (seq, n, entries, hashes) VALUES (?, ?, ?, ?)"
+    if settings.backend == "sqlite":
+        guards = [s for s in SQLITE_DDL if "TRIGGER" in s and "ledger_bundles" in s]
+        with closing(sqlite3.connect(settings.path, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            for name in ("ledger_bundles_no_update", "ledger_bundles_no_delete"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            conn.execute("DELETE FROM ledger_bundles")
+            conn.executemany(insert, singles)
+            for statement in guards:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        return
+    assert settings.url is not None
+    guards = [s for s in POSTGRES_DDL if "TRIGGER" in s and "ledger_bundles" in s]
+    with psycopg.connect(settings.url) as pg, pg.transaction():
+        for name in ("ledger_bundles_append_only", "ledger_bundles_no_truncate"):
+            pg.execute(f"DROP TRIGGER IF EXISTS {name} ON ledger_bundles")
+        pg.execute("DELETE FROM ledger_bundles")
+        pg.cursor().executemany(insert.replace("?", "%s"), singles)
+        for statement in guards:
+            pg.execute(statement)
+
+
+def stored_entry(settings: StoreSettings, seq: int) -> bytes:
+    """Return the stored bytes of ledger entry ``seq`` (read through the store)."""
+    store = open_store(settings)
+    try:
+        return next(store.ledger_rows(seq, seq + 1))[1]
+    finally:
+        store.close()
+
+
+def one_entry(entry: bytes) -> bytes:
+    """The ``entries`` value of a one-entry ledger bundle holding ``entry``."""
+    packed = pack_entries([entry])
+    assert isinstance(packed, bytes)
+    return packed
+
+
+def bundle_entry(blob: bytes) -> bytes:
+    """The entry of a one-entry bundle's ``entries`` value."""
+    entries = unpack_entries(1, bytes(blob))
+    assert entries is not None, "not a one-entry bundle"
+    return entries[0]

@@ -18,7 +18,7 @@ from custodes.config import StoreSettings
 from custodes.errors import AccessDenied
 from custodes.ledger import merkle
 from custodes.sim import generate_people
-from tests.helpers import access, make_vault
+from tests.helpers import access, bundle_entry, make_vault, one_entry
 
 PEOPLE = generate_people(6, seed=44)
 
@@ -27,18 +27,21 @@ def tamper_event(home: Path, seq: int) -> None:
     """Edit one stored event behind custodes' back, as an intruder with the database file
     would. (The one place that knows the storage layout: adapt it when the layout changes.)"""
     with closing(sqlite3.connect(home / "data" / "custodes.db", isolation_level=None)) as conn:
-        for table in ("events", "ledger_entries"):
+        for table in ("events", "ledger_bundles"):
             conn.execute(f"DROP TRIGGER {table}_no_update")
         conn.execute("UPDATE events SET accessor = 'x' WHERE seq = ?", (seq,))
-        entry = conn.execute("SELECT entry FROM ledger_entries WHERE seq = ?", (seq,)).fetchone()
-        forged = re.sub(rb'"accessor":"[^"]*"', b'"accessor":"x"', entry[0])
-        conn.execute("UPDATE ledger_entries SET entry = ? WHERE seq = ?", (forged, seq))
+        query = "SELECT entries FROM ledger_bundles WHERE seq = ? AND n = 1"
+        entry = bundle_entry(conn.execute(query, (seq,)).fetchone()[0])
+        forged = re.sub(rb'"accessor":"[^"]*"', b'"accessor":"x"', entry)
+        conn.execute(
+            "UPDATE ledger_bundles SET entries = ? WHERE seq = ?", (one_entry(forged), seq)
+        )
 
 
 def truncate_log(home: Path, keep: int) -> None:
     """Drop every entry from ``keep`` on, events and ledger rows alike, behind custodes' back."""
     with closing(sqlite3.connect(home / "data" / "custodes.db", isolation_level=None)) as conn:
-        for table in ("events", "ledger_entries"):
+        for table in ("events", "ledger_bundles"):
             conn.execute(f"DROP TRIGGER {table}_no_delete")
             conn.execute(f"DELETE FROM {table} WHERE seq >= ?", (keep,))
 

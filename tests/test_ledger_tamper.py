@@ -25,7 +25,7 @@ from custodes.config import StoreSettings
 from custodes.errors import AccessDenied
 from custodes.model import Access
 from custodes.sim import generate_people
-from tests.helpers import make_vault
+from tests.helpers import bundle_entry, make_vault, one_entry
 
 EVENTS = 5_000
 RawSQL = Callable[[str], list[Any]]
@@ -63,6 +63,8 @@ def _fill(home: Path, store: StoreSettings) -> None:
         else:
             vault.get(officer, "identity", person.id_number)
     assert vault.store.event_count() == EVENTS
+    # One event per transaction: one ledger bundle per entry, so each tamper below is one row.
+    assert len(list(vault.store.ledger_rows())) == EVENTS
     vault.close()
 
 
@@ -146,12 +148,12 @@ def _raw_sql(home: Path, pg_name: str | None) -> RawSQL:
 
 def _drop_triggers(sql: RawSQL, backend: str) -> None:
     if backend == "sqlite":
-        for table in ("events", "ledger_entries"):
+        for table in ("events", "ledger_bundles"):
             sql(f"DROP TRIGGER {table}_no_update")
             sql(f"DROP TRIGGER {table}_no_delete")
     else:
         sql("DROP TRIGGER events_append_only ON events")
-        sql("DROP TRIGGER ledger_entries_append_only ON ledger_entries")
+        sql("DROP TRIGGER ledger_bundles_append_only ON ledger_bundles")
 
 
 def _blob(data: bytes, backend: str) -> str:
@@ -161,21 +163,22 @@ def _blob(data: bytes, backend: str) -> str:
 def _edit(sql: RawSQL, backend: str) -> int:
     # The insider changes who looked: in the event row and in the entry bytes alike.
     sql("UPDATE events SET accessor = 'nobody' WHERE seq = 1234")
-    entry = bytes(sql("SELECT entry FROM ledger_entries WHERE seq = 1234")[0][0])
+    # Each read committed its own event, so each entry is a bundle of one (seq, n = 1).
+    entry = bundle_entry(sql("SELECT entries FROM ledger_bundles WHERE seq = 1234")[0][0])
     forged = entry.replace(b'"accessor":"duty-1"', b'"accessor":"nobody"')
     assert forged != entry
-    sql(f"UPDATE ledger_entries SET entry = {_blob(forged, backend)} WHERE seq = 1234")
+    sql(f"UPDATE ledger_bundles SET entries = {_blob(one_entry(forged), backend)} WHERE seq = 1234")
     return 1234
 
 
 def _delete(sql: RawSQL, backend: str) -> int:
-    for table in ("events", "ledger_entries"):
+    for table in ("events", "ledger_bundles"):
         sql(f"DELETE FROM {table} WHERE seq = 2500")
     return 2500
 
 
 def _swap(sql: RawSQL, backend: str) -> int:
-    for table in ("events", "ledger_entries"):
+    for table in ("events", "ledger_bundles"):
         sql(f"UPDATE {table} SET seq = 999999 WHERE seq = 777")
         sql(f"UPDATE {table} SET seq = 777 WHERE seq = 3333")
         sql(f"UPDATE {table} SET seq = 3333 WHERE seq = 999999")
@@ -183,7 +186,7 @@ def _swap(sql: RawSQL, backend: str) -> int:
 
 
 def _truncate(sql: RawSQL, backend: str) -> int:
-    for table in ("events", "ledger_entries"):
+    for table in ("events", "ledger_bundles"):
         sql(f"DELETE FROM {table} WHERE seq >= 4900")
     return 4900
 

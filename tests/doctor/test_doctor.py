@@ -210,11 +210,11 @@ def test_a_missing_database_is_reported_once_and_nothing_is_created(
 
 def test_a_dropped_append_only_trigger_fails(vault: Vault) -> None:
     if vault.settings.store.backend == "sqlite":
-        raw_sql(vault, "DROP TRIGGER ledger_entries_no_delete")
-        gone = "ledger_entries_no_delete"
+        raw_sql(vault, "DROP TRIGGER ledger_bundles_no_delete")
+        gone = "ledger_bundles_no_delete"
     else:
-        raw_sql(vault, "DROP TRIGGER ledger_entries_no_truncate ON ledger_entries")
-        gone = "ledger_entries_no_truncate"
+        raw_sql(vault, "DROP TRIGGER ledger_bundles_no_truncate ON ledger_bundles")
+        gone = "ledger_bundles_no_truncate"
     report = _doctor(vault)
     assert _status(report, "store.guards") == [Status.FAIL]
     assert gone in _message(report, "store.guards")
@@ -307,10 +307,10 @@ def test_durability_normal_warns_and_full_passes(vault: Vault) -> None:
 def test_a_rewritten_stored_hash_contradicts_the_signed_checkpoint(vault: Vault) -> None:
     _sign(vault)  # 4 entries: entry 3 holds the root of the whole tree
     if vault.settings.store.backend == "sqlite":
-        raw_sql(vault, "DROP TRIGGER ledger_entries_no_update")
+        raw_sql(vault, "DROP TRIGGER ledger_bundles_no_update")
     else:
-        raw_sql(vault, "DROP TRIGGER ledger_entries_append_only ON ledger_entries")
-    raw_sql(vault, "UPDATE ledger_entries SET hashes = ? WHERE seq = 3", (bytes(96),))
+        raw_sql(vault, "DROP TRIGGER ledger_bundles_append_only ON ledger_bundles")
+    raw_sql(vault, "UPDATE ledger_bundles SET hashes = ? WHERE seq = 3", (bytes(96),))
     report = _doctor(vault)
     assert _status(report, "ledger.checkpoint") == [Status.FAIL]
     assert "rewritten" in _message(report, "ledger.checkpoint")
@@ -319,10 +319,10 @@ def test_a_rewritten_stored_hash_contradicts_the_signed_checkpoint(vault: Vault)
 def test_entries_removed_below_the_signed_size_fail(vault: Vault) -> None:
     _sign(vault)
     if vault.settings.store.backend == "sqlite":
-        raw_sql(vault, "DROP TRIGGER ledger_entries_no_delete")
+        raw_sql(vault, "DROP TRIGGER ledger_bundles_no_delete")
     else:
-        raw_sql(vault, "DROP TRIGGER ledger_entries_append_only ON ledger_entries")
-    raw_sql(vault, "DELETE FROM ledger_entries WHERE seq >= 2")
+        raw_sql(vault, "DROP TRIGGER ledger_bundles_append_only ON ledger_bundles")
+    raw_sql(vault, "DELETE FROM ledger_bundles WHERE seq >= 2")
     report = _doctor(vault)
     assert _status(report, "ledger.checkpoint") == [Status.FAIL]
     assert "2 entries but its checkpoint signed 4" in _message(report, "ledger.checkpoint")

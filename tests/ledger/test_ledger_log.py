@@ -10,12 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.helpers import explode_ledger
 
 from custodes.config import StoreSettings
 from custodes.errors import InputError, StoreError, VerificationError
 from custodes.ledger import Ledger, LedgerTamperError, merkle
 from custodes.model import AccessEvent
 from custodes.store import Store, open_store
+from custodes.store._codec import BUNDLE_MAX, level_sizes, pack_entries
 
 RawSQL = Callable[[str], list[Any]]
 T0 = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
@@ -59,11 +61,17 @@ def _drop_triggers(intruder: RawSQL, backend: str) -> None:
     if backend == "sqlite":
         for name in ("events_no_update", "events_no_delete"):
             intruder(f"DROP TRIGGER {name}")
-        for name in ("ledger_entries_no_update", "ledger_entries_no_delete"):
+        for name in ("ledger_bundles_no_update", "ledger_bundles_no_delete"):
             intruder(f"DROP TRIGGER {name}")
     else:
         intruder("DROP TRIGGER events_append_only ON events")
-        intruder("DROP TRIGGER ledger_entries_append_only ON ledger_entries")
+        intruder("DROP TRIGGER ledger_bundles_append_only ON ledger_bundles")
+
+
+def _one(entry: bytes) -> bytes:
+    packed = pack_entries([entry])
+    assert isinstance(packed, bytes)
+    return packed
 
 
 def _blob(data: bytes, backend: str) -> str:
@@ -163,16 +171,17 @@ def test_a_rolled_back_append_leaves_no_orphan_hashes(store: Store) -> None:
     ledger.verify()
 
 
-def test_ledger_entries_are_append_only(store: Store, intruder: RawSQL) -> None:
+def test_ledger_bundles_are_append_only(store: Store, intruder: RawSQL) -> None:
     _filled(store, 4)
     with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
-        intruder("UPDATE ledger_entries SET hashes = hashes WHERE seq = 1")
+        intruder("UPDATE ledger_bundles SET hashes = hashes WHERE seq = 0")
     with pytest.raises((sqlite3.Error, psycopg.Error), match="append-only"):
-        intruder("DELETE FROM ledger_entries WHERE seq = 2")
+        intruder("DELETE FROM ledger_bundles WHERE seq = 0")
 
 
-def _tamper(store: Store, intruder: RawSQL, backend: str) -> Ledger:
+def _tamper(store: Store, intruder: RawSQL, backend: str, settings: StoreSettings) -> Ledger:
     ledger = _filled(store, 300)
+    explode_ledger(settings)  # one row per entry, so that one edit touches one entry
     ledger.verify()
     _drop_triggers(intruder, backend)
     return ledger
@@ -188,35 +197,36 @@ def _bad_index(ledger: Ledger, **expect: Any) -> int | None:
 
 
 def test_editing_one_event_is_found_at_its_index(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
+    ledger = _tamper(store, intruder, backend, store_settings)
     intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
     with pytest.raises(VerificationError, match=r"^entry 173: .* does not match the event"):
         ledger.verify()
 
 
 def test_editing_an_entry_and_its_event_is_found_at_its_index(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
+    ledger = _tamper(store, intruder, backend, store_settings)
     intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
     forged = next(store.events(173, 174))[1].canonical(173)
-    intruder(f"UPDATE ledger_entries SET entry = {_blob(forged, backend)} WHERE seq = 173")
+    packed = _blob(_one(forged), backend)
+    intruder(f"UPDATE ledger_bundles SET entries = {packed} WHERE seq = 173")
     with pytest.raises(VerificationError, match=r"^entry 173: .* does not match its stored leaf"):
         ledger.verify()
 
 
 def test_editing_an_entry_and_its_leaf_hash_is_found_at_its_index(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
+    ledger = _tamper(store, intruder, backend, store_settings)
     intruder("UPDATE events SET accessor = 'someone-else' WHERE seq = 173")
     forged = next(store.events(173, 174))[1].canonical(173)
     hashes = next(store.ledger_rows(173, 174))[2]
     new = merkle.leaf_hash(forged) + hashes[merkle.HASH_SIZE :]
     intruder(
-        f"UPDATE ledger_entries SET entry = {_blob(forged, backend)}, "
+        f"UPDATE ledger_bundles SET entries = {_blob(_one(forged), backend)}, "
         f"hashes = {_blob(new, backend)} WHERE seq = 173"
     )
     # 173 completes the subtree over 172..173, whose stored hash no longer matches.
@@ -224,27 +234,27 @@ def test_editing_an_entry_and_its_leaf_hash_is_found_at_its_index(
 
 
 def test_deleting_one_entry_is_found_at_its_index(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
-    intruder("DELETE FROM ledger_entries WHERE seq = 42")
+    ledger = _tamper(store, intruder, backend, store_settings)
+    intruder("DELETE FROM ledger_bundles WHERE seq = 42")
     intruder("DELETE FROM events WHERE seq = 42")
     assert _bad_index(ledger) == 42
 
 
 def test_deleting_only_the_event_is_found_at_its_index(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
+    ledger = _tamper(store, intruder, backend, store_settings)
     intruder("DELETE FROM events WHERE seq = 42")
     assert _bad_index(ledger) == 42
 
 
 def test_swapping_two_entries_is_found_at_the_first(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
-    for table in ("events", "ledger_entries"):
+    ledger = _tamper(store, intruder, backend, store_settings)
+    for table in ("events", "ledger_bundles"):
         intruder(f"UPDATE {table} SET seq = 100000 WHERE seq = 57")
         intruder(f"UPDATE {table} SET seq = 57 WHERE seq = 210")
         intruder(f"UPDATE {table} SET seq = 210 WHERE seq = 100000")
@@ -252,11 +262,11 @@ def test_swapping_two_entries_is_found_at_the_first(
 
 
 def test_truncating_the_tail_is_found_against_a_checkpoint(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
+    ledger = _tamper(store, intruder, backend, store_settings)
     size, root = ledger.size(), ledger.root()
-    intruder("DELETE FROM ledger_entries WHERE seq >= 250")
+    intruder("DELETE FROM ledger_bundles WHERE seq >= 250")
     assert _bad_index(ledger) == 250  # its events are still there
     intruder("DELETE FROM events WHERE seq >= 250")
     ledger.verify()  # a clean truncation is self-consistent ...
@@ -266,11 +276,11 @@ def test_truncating_the_tail_is_found_against_a_checkpoint(
 
 
 def test_a_rewritten_log_of_equal_size_fails_the_checkpoint_root(
-    store: Store, intruder: RawSQL, backend: str
+    store: Store, intruder: RawSQL, backend: str, store_settings: StoreSettings
 ) -> None:
-    ledger = _tamper(store, intruder, backend)
+    ledger = _tamper(store, intruder, backend, store_settings)
     size, root = ledger.size(), ledger.root()
-    intruder("DELETE FROM ledger_entries WHERE seq >= 200")
+    intruder("DELETE FROM ledger_bundles WHERE seq >= 200")
     intruder("DELETE FROM events WHERE seq >= 200")
     with store.transaction() as tx:
         tx.append_events([_event(i + 1000) for i in range(100)])
@@ -302,3 +312,68 @@ def test_raw_entries_append_and_verify_without_events(store: Store) -> None:
     ledger = Ledger(store=store)
     assert ledger.root() == merkle.root(entries)
     ledger.verify(check_events=False)
+
+
+def _bundled(store: Store) -> list[bytes]:
+    """10 single appends, then 5,000 events in one batch: three bundles, two compressed."""
+    for i in range(10):
+        with store.transaction() as tx:
+            tx.append_event(_event(i))
+    _append(store, 10, 5000)
+    return [_event(i).canonical(i) for i in range(5010)]
+
+
+def test_bundles_hold_each_entrys_leaf_and_the_subtrees_it_completes(
+    store: Store, intruder: RawSQL
+) -> None:
+    entries = _bundled(store)
+    assert [tuple(row) for row in intruder("SELECT seq, n FROM ledger_bundles ORDER BY seq")][
+        9:
+    ] == [(9, 1), (10, BUNDLE_MAX), (10 + BUNDLE_MAX, BUNDLE_MAX), (10 + 2 * BUNDLE_MAX, 904)]
+    rows = list(store.ledger_rows())
+    assert [seq for seq, _, _ in rows] == list(range(len(entries)))
+    for seq, entry, hashes in rows:
+        assert entry == entries[seq]
+        expected = [merkle.leaf_hash(entry)]
+        level = 1
+        while (seq + 1) % (1 << level) == 0:
+            expected.append(merkle.root(entries[seq + 1 - (1 << level) : seq + 1]))
+            level += 1
+        assert hashes == b"".join(expected), seq
+    assert list(store.ledger_rows(2050, 2060)) == rows[2050:2060]  # a range inside a bundle
+    Ledger(store=store).verify()
+
+
+def test_a_corrupted_compressed_bundle_is_found_at_its_first_entry(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    _bundled(store)
+    ledger = Ledger(store=store)
+    _drop_triggers(intruder, backend)
+    (blob,) = intruder(f"SELECT entries FROM ledger_bundles WHERE seq = {10 + BUNDLE_MAX}")[0]
+    flipped = bytes(blob[:500]) + bytes([blob[500] ^ 1]) + bytes(blob[501:])
+    intruder(
+        f"UPDATE ledger_bundles SET entries = {_blob(flipped, backend)} "
+        f"WHERE seq = {10 + BUNDLE_MAX}"
+    )
+    assert _bad_index(ledger) == 10 + BUNDLE_MAX
+
+
+def test_a_forged_node_inside_a_bundle_is_found_at_the_entry_that_completes_it(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    _bundled(store)
+    ledger = Ledger(store=store)
+    _drop_triggers(intruder, backend)
+    (blob,) = intruder("SELECT hashes FROM ledger_bundles WHERE seq = 10")[0]
+    # Node (3, 2) covers entries 16..23; in the bundle from 10 it follows the bundle's
+    # leaves and its level-1 and level-2 nodes.
+    sizes = level_sizes(10, BUNDLE_MAX)
+    offset = (sizes[0] + sizes[1] + sizes[2] + 2 - (10 >> 3)) * merkle.HASH_SIZE
+    forged = bytes(blob[:offset]) + bytes(32) + bytes(blob[offset + 32 :])
+    intruder(f"UPDATE ledger_bundles SET hashes = {_blob(forged, backend)} WHERE seq = 10")
+    assert _bad_index(ledger) == 23
+    entries = [_event(i).canonical(i) for i in range(5010)]
+    proof = ledger.inclusion_proof(24, 5010)  # node (3, 2) is the sibling of (3, 3) over 24..31
+    with pytest.raises(VerificationError):
+        merkle.verify_inclusion(entries[24], 24, 5010, proof, merkle.root(entries))

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from tests.conftest import fresh_pg_database
-from tests.helpers import STAFF, START, access
+from tests.helpers import STAFF, START, access, explode_ledger
 
 from custodes._home import init_home
 from custodes.clock import ManualClock
@@ -202,21 +202,23 @@ def _delete(vault: Vault) -> None:
 
 def _swap(vault: Vault) -> None:
     moves = [(5, 1_000_000), (6, 5), (1_000_000, 6)]
+    explode_ledger(vault.settings.store)  # one row per entry: each move is one entry
     _raw_sql(
         vault,
-        [_unlock(vault, "ledger_entries", "update")]
-        + [f"UPDATE ledger_entries SET seq = {new} WHERE seq = {old}" for old, new in moves],
+        [_unlock(vault, "ledger_bundles", "update")]
+        + [f"UPDATE ledger_bundles SET seq = {new} WHERE seq = {old}" for old, new in moves],
     )
 
 
 def _truncate(vault: Vault) -> None:
+    explode_ledger(vault.settings.store)
     _raw_sql(
         vault,
         [
             _unlock(vault, "events", "delete"),
-            _unlock(vault, "ledger_entries", "delete"),
+            _unlock(vault, "ledger_bundles", "delete"),
             "DELETE FROM events WHERE seq >= 15",
-            "DELETE FROM ledger_entries WHERE seq >= 15",
+            "DELETE FROM ledger_bundles WHERE seq >= 15",
         ],
     )
 

@@ -114,7 +114,7 @@ def test_store_holds_no_key_material_columns(raw_sql: RawSQL, store: Store, back
         "cases",
         "credentials",  # digests of bearer secrets only (tests/api/test_credentials.py)
         "events",
-        "ledger_entries",
+        "ledger_bundles",
         "meta",
         "record_index",
         "records",

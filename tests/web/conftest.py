@@ -27,6 +27,7 @@ from custodes.api import create_app
 from custodes.config import Settings
 from custodes.demo import DemoReport, Victim, run_demo
 from custodes.web import issue_portal_code
+from tests.helpers import explode_ledger, one_entry, stored_entry
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -100,12 +101,14 @@ def tamper_entry(home: Path, seq: int, old: bytes, new: bytes) -> None:
     """Rewrite one stored ledger entry as an intruder with database access would: drop the
     append-only trigger, then edit the row in place."""
     settings = Settings.load(home)
+    explode_ledger(settings.store)  # one row per entry, so that the edit touches one
+    entry = stored_entry(settings.store, seq)
+    assert old in entry, "the entry to tamper does not hold the expected bytes"
     with closing(sqlite3.connect(settings.store.path)) as conn, conn:
-        conn.execute("DROP TRIGGER IF EXISTS ledger_entries_no_update")
-        (entry,) = conn.execute("SELECT entry FROM ledger_entries WHERE seq = ?", (seq,)).fetchone()
-        assert old in entry, "the entry to tamper does not hold the expected bytes"
+        conn.execute("DROP TRIGGER IF EXISTS ledger_bundles_no_update")
         conn.execute(
-            "UPDATE ledger_entries SET entry = ? WHERE seq = ?", (entry.replace(old, new), seq)
+            "UPDATE ledger_bundles SET entries = ? WHERE seq = ?",
+            (one_entry(entry.replace(old, new)), seq),
         )
 
 

@@ -42,7 +42,7 @@ from custodes.web import (
 )
 from custodes.web._portal import LoginThrottle
 from tests.conftest import fresh_pg_database
-from tests.helpers import START, access, make_vault, raw_sql
+from tests.helpers import START, access, explode_ledger, make_vault, one_entry, raw_sql
 
 ME, THEM, NOBODY = generate_people(3, seed=11)
 HOST = "http://127.0.0.1"
@@ -236,14 +236,19 @@ def test_a_rewritten_entry_fails_its_proof(own_portal: Portal, backend: str) -> 
     portal = own_portal
     portal.sign_in(ME)
     target = next(s for s in portal.seqs(ME) if s < portal.checkpoint_size)
+    explode_ledger(portal.vault.settings.store)  # one row per entry: the edit touches one
     if backend == "sqlite":
-        raw_sql(portal.vault, "DROP TRIGGER ledger_entries_no_update")
+        raw_sql(portal.vault, "DROP TRIGGER ledger_bundles_no_update")
     else:
-        raw_sql(portal.vault, "DROP TRIGGER ledger_entries_append_only ON ledger_entries")
+        raw_sql(portal.vault, "DROP TRIGGER ledger_bundles_append_only ON ledger_bundles")
     [(_, entry, _)] = portal.vault.store.ledger_rows(target, target + 1)
     forged = entry.replace(b'"v":1', b'"v":2')
     assert forged != entry
-    raw_sql(portal.vault, "UPDATE ledger_entries SET entry = ? WHERE seq = ?", (forged, target))
+    raw_sql(
+        portal.vault,
+        "UPDATE ledger_bundles SET entries = ? WHERE seq = ?",
+        (one_entry(forged), target),
+    )
     states = check_bundle(portal.proofs(portal.seqs(ME)).json())
     assert states.pop(target).startswith("failed: inclusion proof")
     assert set(states.values()) == {"verified", "pending"}

@@ -1,7 +1,8 @@
 """The persistent access ledger: an RFC 9162 Merkle log in the store.
 
 The store keeps each entry's bytes with its leaf hash and the hash of every perfect subtree it
-completes, in one row written in the event's own transaction (table ``ledger_entries``).
+completes, in one bundle per append written in the events' own transaction (table
+``ledger_bundles``, docs/ledger.md).
 Roots and proofs for any size are then assembled from O(log n) stored hashes; only
 :meth:`Ledger.verify` rehashes the log, to catch a store whose entries, hashes or events were
 changed behind custodes' back.

@@ -44,15 +44,20 @@ _DDL = (
     "DROP TRIGGER IF EXISTS events_no_truncate ON events",
     "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events "
     "FOR EACH STATEMENT EXECUTE FUNCTION custodes_events_append_only()",
-    "CREATE TABLE IF NOT EXISTS ledger_entries (seq bigint PRIMARY KEY CHECK (seq >= 0), "
-    "entry bytea NOT NULL, hashes bytea NOT NULL)",
+    # One row per append of up to 2,048 entries (seq: the first one's; n: how many): the
+    # layout of the entries and hashes blobs is in store/_codec.py and docs/ledger.md. Both
+    # are stored uncompressed by PostgreSQL (entries come compressed, hashes are random).
+    "CREATE TABLE IF NOT EXISTS ledger_bundles (seq bigint PRIMARY KEY CHECK (seq >= 0), "
+    "n integer NOT NULL CHECK (n > 0), hashes bytea NOT NULL, entries bytea NOT NULL)",
+    "ALTER TABLE ledger_bundles ALTER COLUMN entries SET STORAGE EXTERNAL, "
+    "ALTER COLUMN hashes SET STORAGE EXTERNAL",
     "CREATE OR REPLACE FUNCTION custodes_ledger_append_only() RETURNS trigger "
     "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$",
-    "DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries",
-    "CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries "
+    "DROP TRIGGER IF EXISTS ledger_bundles_append_only ON ledger_bundles",
+    "CREATE TRIGGER ledger_bundles_append_only BEFORE UPDATE OR DELETE ON ledger_bundles "
     "FOR EACH ROW EXECUTE FUNCTION custodes_ledger_append_only()",
-    "DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries",
-    "CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries "
+    "DROP TRIGGER IF EXISTS ledger_bundles_no_truncate ON ledger_bundles",
+    "CREATE TRIGGER ledger_bundles_no_truncate BEFORE TRUNCATE ON ledger_bundles "
     "FOR EACH STATEMENT EXECUTE FUNCTION custodes_ledger_append_only()",
     "CREATE TABLE IF NOT EXISTS cases (case_id text PRIMARY KEY, org text NOT NULL, "
     "purpose text NOT NULL, subjects bytea NOT NULL, assigned text NOT NULL, "
@@ -62,7 +67,7 @@ _DDL = (
     "role text NOT NULL, active boolean NOT NULL)",
     "CREATE TABLE IF NOT EXISTS credentials (digest bytea PRIMARY KEY, kind text NOT NULL, "
     "principal text NOT NULL, created_at text NOT NULL, expires_at text NOT NULL)",
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '4') ON CONFLICT (key) DO NOTHING",
 )
 
 # The append-only guards as the catalog shows them (pg_get_triggerdef, with the schema filled
@@ -80,7 +85,7 @@ _GUARD_TRIGGERS = {
     )
     for table, function in (
         ("events", "custodes_events_append_only"),
-        ("ledger_entries", "custodes_ledger_append_only"),
+        ("ledger_bundles", "custodes_ledger_append_only"),
     )
     for suffix, events, level in (
         ("append_only", "DELETE OR UPDATE", "ROW"),
@@ -131,7 +136,7 @@ _COLUMN_TYPES: dict[str, dict[str, str]] = {
         "break_glass": "boolean",
         "justification": "text",
     },
-    "ledger_entries": {"seq": "bigint", "entry": "bytea", "hashes": "bytea"},
+    "ledger_bundles": {"seq": "bigint", "n": "integer", "entries": "bytea", "hashes": "bytea"},
 }
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([%s, ]+\)")
 
@@ -149,7 +154,7 @@ def _copy_statement(insert: str) -> tuple[bytes, tuple[str, ...]]:
 
 _COPY = {
     _SQL[name]: _copy_statement(_SQL[name])
-    for name in ("insert_record", "insert_index", "insert_event", "insert_entry")
+    for name in ("insert_record", "insert_index", "insert_event", "insert_bundle")
 }
 
 

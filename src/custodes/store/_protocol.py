@@ -158,7 +158,8 @@ class Store(Protocol):
 
         Level 0 holds leaf hashes (``idx`` is the entry's seq); node ``(k, i)`` is the hash of
         the perfect subtree over leaves ``i * 2**k .. (i + 1) * 2**k - 1``. Appending an entry
-        stores its leaf and every subtree it completes in the same row and transaction.
+        stores its leaf and every subtree it completes in the same transaction (one bundle row
+        per append, docs/ledger.md).
         """
 
     def nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

@@ -36,11 +36,13 @@ _DDL = (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
-    "CREATE TABLE IF NOT EXISTS ledger_entries (seq INTEGER PRIMARY KEY CHECK (seq >= 0), "
-    "entry BLOB NOT NULL, hashes BLOB NOT NULL)",
-    "CREATE TRIGGER IF NOT EXISTS ledger_entries_no_update BEFORE UPDATE ON ledger_entries "
+    # One row per append of up to 2,048 entries (seq: the first one's; n: how many): the
+    # layout of the entries and hashes blobs is in store/_codec.py and docs/ledger.md.
+    "CREATE TABLE IF NOT EXISTS ledger_bundles (seq INTEGER PRIMARY KEY CHECK (seq >= 0), "
+    "n INTEGER NOT NULL CHECK (n > 0), hashes BLOB NOT NULL, entries BLOB NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS ledger_bundles_no_update BEFORE UPDATE ON ledger_bundles "
     "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS ledger_entries_no_delete BEFORE DELETE ON ledger_entries "
+    "CREATE TRIGGER IF NOT EXISTS ledger_bundles_no_delete BEFORE DELETE ON ledger_bundles "
     "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
     "CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, org TEXT NOT NULL, "
     "purpose TEXT NOT NULL, subjects BLOB NOT NULL, assigned TEXT NOT NULL, "
@@ -50,7 +52,7 @@ _DDL = (
     "role TEXT NOT NULL, active INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS credentials (digest BLOB PRIMARY KEY, kind TEXT NOT NULL, "
     "principal TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL)",
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '3') ON CONFLICT (key) DO NOTHING",
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '4') ON CONFLICT (key) DO NOTHING",
 )
 
 # What sqlite_master holds for each append-only trigger (SQLite drops "IF NOT EXISTS"): a
