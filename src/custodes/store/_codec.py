@@ -680,6 +680,9 @@ _DML: dict[str, str] = {
 }
 
 
+_V3_ROWS = "SELECT seq, entry, hashes FROM ledger_entries WHERE seq >= ? ORDER BY seq LIMIT ?"
+
+
 def _about_query(mark: str, count: int) -> str:
     marks = ", ".join([mark] * count)
     return (
@@ -742,11 +745,17 @@ class SQLReads(ABC):
             version = self._schema_version()
             if version == SCHEMA_VERSION:
                 return
+            if version in (2, 3):  # one ledger row per entry: rewrite as bundles of one
+                for statement in self._ddl:
+                    tx._run("upgrade the schema", statement, ())
+                self._bundle_rows_of(tx)
+                tx._run("upgrade the schema", self._sql["set_version"], (str(SCHEMA_VERSION),))
+                return
             if version is not None and version < SCHEMA_VERSION:
                 raise StoreError(
                     f"the database has pre-release schema version {version}, whose ledger "
-                    f"layout (one row per entry, before bundles) cannot be upgraded in place; "
-                    f"export what you need and create a new vault with 'custodes init'"
+                    f"layout cannot be upgraded in place; export what you need and create a "
+                    f"new vault with 'custodes init'"
                 )
             if version is not None and version > SCHEMA_VERSION:
                 raise StoreError(
@@ -755,6 +764,21 @@ class SQLReads(ABC):
                 )
             for statement in self._ddl:
                 tx._run("create the schema", statement, ())
+
+    def _bundle_rows_of(self, tx: Any) -> None:
+        """Move a version-3 ledger (``ledger_entries``: one row per entry) into bundles of one.
+
+        A bundle of one entry holds exactly what its row held (the entry bytes; its leaf and
+        completed-subtree hashes), so nothing is recomputed: a row edited before the upgrade is
+        still found by verification at its index. The old table goes in the same transaction.
+        """
+        sql = _V3_ROWS.replace("?", self._sql["mark"])
+        pos = 0
+        while rows := tx._fetch("read the version-3 ledger", sql, (pos, self._EVENT_CHUNK * 10)):
+            bundles = [(seq, 1, pack_entries([bytes(e)]), bytes(h)) for seq, e, h in rows]
+            tx._run_many("rewrite the ledger as bundles", self._sql["insert_bundle"], bundles)
+            pos = int(rows[-1][0]) + 1
+        tx._run("drop the version-3 ledger", "DROP TABLE ledger_entries", ())
 
     def records(self, collection: str, subject_ref: bytes) -> list[StoredRecord]:
         """Return the records of one subject in one collection, oldest first.
