@@ -61,6 +61,8 @@ def check_text(value: str) -> None:
     Raises:
         NormalizeError: the text holds one of them.
     """
+    if value.isprintable():  # no Cc, Cs or Cf (bidi marks are Cf): nothing to refuse
+        return
     for char in value:
         category = unicodedata.category(char)
         if category == "Cs":
