@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -377,3 +380,36 @@ def test_a_forged_node_inside_a_bundle_is_found_at_the_entry_that_completes_it(
     proof = ledger.inclusion_proof(24, 5010)  # node (3, 2) is the sibling of (3, 3) over 24..31
     with pytest.raises(VerificationError):
         merkle.verify_inclusion(entries[24], 24, 5010, proof, merkle.root(entries))
+
+
+def test_a_forked_child_appends_large_bundles(store_settings: StoreSettings) -> None:
+    """The compressing worker thread does not survive fork(); a child must start its own."""
+    parent = open_store(store_settings)
+    parent.migrate()
+    _append(parent, 0, 500)  # starts the worker in this process
+    parent.close()
+    pid = os.fork()
+    if pid == 0:  # the child: append a compressed bundle, exit 0 only if it committed
+        code = 1
+        try:
+            child = open_store(store_settings)
+            _append(child, 500, 500)
+            child.close()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung appending a bundle")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    reopened = open_store(store_settings)
+    try:
+        assert Ledger(store=reopened).root() == merkle.root(
+            [_event(i).canonical(i) for i in range(1000)]
+        )
+    finally:
+        reopened.close()

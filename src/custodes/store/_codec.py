@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import time
 import zlib
@@ -389,7 +390,7 @@ def edge_keys(size: int) -> list[tuple[int, int]]:
 BUNDLE_MAX = 2048
 _PACK_MIN = 64
 _RAW, _ZLIB = b"\x00", b"\x01"
-_compressor: ThreadPoolExecutor | None = None
+_compressor: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def last_leaf(level: int, idx: int) -> int:
@@ -480,9 +481,10 @@ def pack_entries(entries: Sequence[bytes]) -> bytes | Future[bytes]:
     if len(entries) < _PACK_MIN:
         return _RAW + body
     global _compressor  # one lazily started worker per process
-    if _compressor is None:
-        _compressor = ThreadPoolExecutor(1, thread_name_prefix="custodes-ledger")
-    future = _compressor.submit(_deflate, body)
+    # A forked child inherits the executor but not its thread: its jobs would never run.
+    if _compressor is None or _compressor[0] != os.getpid():
+        _compressor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="custodes-ledger"))
+    future = _compressor[1].submit(_deflate, body)
     # A new job's worker needs the GIL once to start; hand it over now rather than after the
     # interpreter's switch interval (5 ms) of hashing, which would serialize the two.
     time.sleep(0)
