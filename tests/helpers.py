@@ -14,7 +14,7 @@ from custodes.clock import ManualClock
 from custodes.config import StoreSettings
 from custodes.model import Access, Accessor
 from custodes.store import open_store
-from custodes.store._codec import pack_entries, unpack_entries
+from custodes.store._codec import pack_entries, single_bundle, unpack_entries
 from custodes.store._postgres import _DDL as POSTGRES_DDL
 from custodes.store._sqlite import _DDL as SQLITE_DDL
 from custodes.vault import Vault
@@ -90,10 +90,10 @@ def explode_ledger(settings: StoreSettings) -> None:
     """
     store = open_store(settings)
     try:
-        singles = [(s, 1, pack_entries([e]), h) for s, e, h in store.ledger_rows()]
+        singles = [single_bundle(s, e, h) for s, e, h in store.ledger_rows()]
     finally:
         store.close()
-    insert = "INSERT INTO ledger_bundles (seq, n, entries, hashes) VALUES (?, ?, ?, ?)"
+    insert = "INSERT INTO ledger_bundles (seq, n, tops, hashes, entries) VALUES (?, ?, ?, ?, ?)"
     if settings.backend == "sqlite":
         guards = [s for s in SQLITE_DDL if "TRIGGER" in s and "ledger_bundles" in s]
         with closing(sqlite3.connect(settings.path, isolation_level=None)) as conn:

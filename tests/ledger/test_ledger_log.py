@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.helpers import explode_ledger
 
 from custodes.config import StoreSettings
@@ -20,7 +22,7 @@ from custodes.errors import InputError, StoreError, VerificationError
 from custodes.ledger import Ledger, LedgerTamperError, merkle
 from custodes.model import AccessEvent
 from custodes.store import Store, open_store
-from custodes.store._codec import BUNDLE_MAX, level_sizes, pack_entries
+from custodes.store._codec import BUNDLE_MAX, level_sizes, level_start, pack_entries
 
 RawSQL = Callable[[str], list[Any]]
 T0 = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
@@ -413,3 +415,13 @@ def test_a_forked_child_appends_large_bundles(store_settings: StoreSettings) -> 
         )
     finally:
         reopened.close()
+
+
+@given(first=st.integers(0, 2**40), count=st.integers(1, BUNDLE_MAX))
+def test_where_each_level_starts_in_a_bundle_is_the_count_of_the_levels_below(
+    first: int, count: int
+) -> None:
+    """The closed form that locates a node is the plain count of what the bundle completes."""
+    completed = [((first + count) >> level) - (first >> level) for level in range(64)]
+    for level in range(64):
+        assert level_start(first, count, level) == sum(completed[:level])

@@ -17,7 +17,7 @@ import struct
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -40,6 +40,7 @@ from custodes.store._protocol import EventCount
 __all__ = [
     "BUNDLE_MAX",
     "SCHEMA_VERSION",
+    "TOP_LEVEL",
     "SQLReads",
     "SQLWrites",
     "accessor_from_row",
@@ -63,6 +64,8 @@ __all__ = [
     "record_from_row",
     "record_params",
     "since_bound",
+    "single_bundle",
+    "split_hashes",
     "statements",
     "subjects_since",
     "unpack_entries",
@@ -383,11 +386,14 @@ def edge_keys(size: int) -> list[tuple[int, int]]:
 # The ledger is stored in bundles: one row per append (at most BUNDLE_MAX entries), holding
 #   entries: a codec byte, then u32-LE lengths of the n entries followed by their bytes, either
 #            as is (codec 0) or zlib-compressed (codec 1, for bundles of _PACK_MIN or more);
-#   hashes:  level by level, the hash of every node the bundle completes: its n leaf hashes,
-#            then the level-1 nodes whose last leaf it holds, then level 2, ... (docs/ledger.md).
+#   hashes + tops: level by level, the hash of every node the bundle completes: its n leaf
+#            hashes, then the level-1 nodes whose last leaf it holds, then level 2, ...; levels
+#            from TOP_LEVEL up go to ``tops`` (a few nodes, read cheaply: a proof needs one such
+#            node from each of O(log n) bundles), the rest to ``hashes`` (docs/ledger.md).
 # A node (level, idx) is stored in the bundle holding its last leaf, (idx + 1) * 2**level - 1;
 # where it sits in that bundle follows from the bundle's first seq and size alone.
 BUNDLE_MAX = 2048
+TOP_LEVEL = 11  # subtrees of BUNDLE_MAX leaves and more
 _PACK_MIN = 64
 _RAW, _ZLIB = b"\x00", b"\x01"
 _compressor: tuple[int, ThreadPoolExecutor] | None = None
@@ -409,6 +415,18 @@ def level_sizes(first: int, count: int) -> list[int]:
     return sizes
 
 
+def _below(x: int, level: int) -> int:
+    # sum(x >> l for l in range(level)), in closed form: sum(x >> l for l >= 0) = 2x - popcount(x).
+    high = x >> level
+    return 2 * x - x.bit_count() - 2 * high + high.bit_count()
+
+
+def level_start(first: int, count: int, level: int) -> int:
+    """Return how many nodes of the levels below ``level`` bundle ``(first, count)`` completes:
+    where its ``level`` nodes start in its level-by-level nodes, in nodes."""
+    return _below(first + count, level) - _below(first, level)
+
+
 def level_offsets(first: int, count: int) -> list[int]:
     """Return where each level's nodes start in the ``hashes`` of bundle ``(first, count)``,
     in bytes, and (last) the length of the whole value."""
@@ -418,16 +436,32 @@ def level_offsets(first: int, count: int) -> list[int]:
     return offsets
 
 
-def bundle_node(
-    first: int, count: int, hashes: bytes, offsets: Sequence[int], level: int, idx: int
-) -> bytes | None:
-    """Return node ``(level, idx)`` from the ``hashes`` of bundle ``(first, count)`` (whose
-    :func:`level_offsets` are ``offsets``), or ``None`` if the bundle does not complete it or
-    its hashes are too short."""
-    if not first <= last_leaf(level, idx) < first + count or level + 1 >= len(offsets):
+def split_hashes(first: int, count: int, nodes: bytes) -> tuple[bytes, bytes]:
+    """Split a bundle's level-by-level nodes into its ``hashes`` (levels below TOP_LEVEL) and
+    ``tops`` (the rest) values."""
+    offsets = level_offsets(first, count)
+    cut = offsets[min(TOP_LEVEL, len(offsets) - 1)]
+    return nodes[:cut], nodes[cut:]
+
+
+def single_bundle(seq: int, entry: bytes, nodes: bytes) -> tuple[int, int, bytes, bytes, bytes]:
+    """Return the ``(seq, n, tops, hashes, entries)`` row of a bundle of one entry, from the
+    entry and its leaf and completed-subtree hashes (what one row per entry used to hold)."""
+    packed = pack_entries([entry])
+    assert isinstance(packed, bytes)  # noqa: S101 (one entry is never compressed)
+    hashes, tops = split_hashes(seq, 1, nodes)
+    return seq, 1, tops, hashes, packed
+
+
+def bundle_node(first: int, count: int, blob: bytes, level: int, idx: int) -> bytes | None:
+    """Return node ``(level, idx)`` of bundle ``(first, count)`` from its ``hashes`` if
+    ``level < TOP_LEVEL``, else from its ``tops`` (``blob``), or ``None`` if the bundle does not
+    complete it or the value is too short."""
+    if not first <= last_leaf(level, idx) < first + count:
         return None
-    offset = offsets[level] + (idx - (first >> level)) * HASH_SIZE
-    digest = hashes[offset : offset + HASH_SIZE]
+    base = level_start(first, count, TOP_LEVEL) if level >= TOP_LEVEL else 0
+    offset = (level_start(first, count, level) - base + idx - (first >> level)) * HASH_SIZE
+    digest = blob[offset : offset + HASH_SIZE]
     return digest if len(digest) == HASH_SIZE else None
 
 
@@ -521,17 +555,19 @@ def unpack_entries(count: int, blob: bytes) -> list[bytes] | None:
 
 
 def bundle_rows(
-    first: int, count: int, entries_blob: bytes, hashes: bytes, start: int, stop: int
+    first: int, count: int, entries_blob: bytes, stored: tuple[bytes, bytes], start: int, stop: int
 ) -> Iterator[tuple[int, bytes, bytes]]:
     """Yield ``(seq, entry, hashes)`` for the entries of one bundle with ``start <= seq <
     stop``: each entry's leaf hash followed by the hashes of the subtrees it completes.
 
-    A bundle that cannot be decoded, or whose hashes have the wrong length, yields
-    ``(seq, b"", b"")`` rows: verification reports its first entry as not matching.
+    ``stored`` is the bundle's ``(hashes, tops)``. A bundle that cannot be decoded, or whose
+    hashes have the wrong length, yields ``(seq, b"", b"")`` rows: verification reports its
+    first entry as not matching.
     """
     entries = unpack_entries(count, entries_blob)
     bases = level_offsets(first, count)
-    if entries is None or len(hashes) != bases[-1]:
+    hashes = b"".join(stored)
+    if entries is None or split_hashes(first, count, hashes) != stored or len(hashes) != bases[-1]:
         for seq in range(max(start, first), min(stop, first + count)):
             yield seq, b"", b""
         return
@@ -547,29 +583,32 @@ def bundle_rows(
 
 
 def fetch_nodes(
-    fetch: Callable[[str, str, Sequence[Any]], list[Any]], sql: str, keys: Sequence[tuple[int, int]]
+    fetch: Callable[[str, str, Sequence[Any]], list[Any]],
+    sql: Mapping[str, str],
+    keys: Sequence[tuple[int, int]],
 ) -> dict[tuple[int, int], bytes]:
-    """Return the stored nodes among ``keys``, reading each bundle that holds one once.
+    """Return the stored nodes among ``keys``, reading each bundle value that holds one once.
 
-    ``fetch(op, sql, params)`` runs ``sql`` (the bundle at or before a seq) on the caller's
-    connection or transaction.
+    ``fetch(op, sql, params)`` runs a statement on the caller's connection or transaction;
+    ``sql["bundle_at"]`` and ``sql["bundle_tops_at"]`` read the ``hashes`` or the ``tops`` of
+    the bundle at or before a seq.
     """
-    wanted = sorted(set(keys), key=lambda key: last_leaf(*key), reverse=True)
     found: dict[tuple[int, int], bytes] = {}
-    first = count = 0
-    hashes = b""
-    offsets: list[int] = []
-    for level, idx in wanted:
-        seq = last_leaf(level, idx)
-        if not first <= seq < first + count:
-            rows = fetch("read ledger hashes", sql, (seq,))
-            if not rows:
-                continue
-            first, count, hashes = int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2])
-            offsets = level_offsets(first, count)
-        digest = bundle_node(first, count, hashes, offsets, level, idx)
-        if digest is not None:
-            found[(level, idx)] = digest
+    for top in (False, True):
+        query = sql["bundle_tops_at" if top else "bundle_at"]
+        part = [key for key in set(keys) if (key[0] >= TOP_LEVEL) == top]
+        first = count = 0
+        blob = b""
+        for level, idx in sorted(part, key=lambda key: last_leaf(*key), reverse=True):
+            seq = last_leaf(level, idx)
+            if not first <= seq < first + count:
+                rows = fetch("read ledger hashes", query, (seq,))
+                if not rows:
+                    continue
+                first, count, blob = int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2])
+            digest = bundle_node(first, count, blob, level, idx)
+            if digest is not None:
+                found[(level, idx)] = digest
     return found
 
 
@@ -664,16 +703,21 @@ _DML: dict[str, str] = {
     "set_version": "UPDATE meta SET value = ? WHERE key = 'schema_version'",
     "delete_credential": "DELETE FROM credentials WHERE digest = ?",
     "delete_expired_credentials": "DELETE FROM credentials WHERE expires_at < ?",
-    "insert_bundle": "INSERT INTO ledger_bundles (seq, n, entries, hashes) VALUES (?, ?, ?, ?)",
+    "insert_bundle": (
+        "INSERT INTO ledger_bundles (seq, n, tops, hashes, entries) VALUES (?, ?, ?, ?, ?)"
+    ),
     "next_entry": (
         "SELECT COALESCE((SELECT seq + n FROM ledger_bundles ORDER BY seq DESC LIMIT 1), 0)"
     ),
     "ledger_rows": (
-        "SELECT seq, n, entries, hashes FROM ledger_bundles WHERE seq >= COALESCE((SELECT "
+        "SELECT seq, n, entries, hashes, tops FROM ledger_bundles WHERE seq >= COALESCE((SELECT "
         "MAX(seq) FROM ledger_bundles WHERE seq <= ?), 0) AND seq < ? ORDER BY seq LIMIT ?"
     ),
     "bundle_at": (
         "SELECT seq, n, hashes FROM ledger_bundles WHERE seq <= ? ORDER BY seq DESC LIMIT 1"
+    ),
+    "bundle_tops_at": (
+        "SELECT seq, n, tops FROM ledger_bundles WHERE seq <= ? ORDER BY seq DESC LIMIT 1"
     ),
     "subjects_since": (
         "SELECT ts, subject FROM events WHERE accessor = ? AND ts >= ? AND decision = 'allow' "
@@ -777,7 +821,7 @@ class SQLReads(ABC):
         sql = _V3_ROWS.replace("?", self._sql["mark"])
         pos = 0
         while rows := tx._fetch("read the version-3 ledger", sql, (pos, self._EVENT_CHUNK * 10)):
-            bundles = [(seq, 1, pack_entries([bytes(e)]), bytes(h)) for seq, e, h in rows]
+            bundles = [single_bundle(int(seq), bytes(e), bytes(h)) for seq, e, h in rows]
             tx._run_many("rewrite the ledger as bundles", self._sql["insert_bundle"], bundles)
             pos = int(rows[-1][0]) + 1
         tx._run("drop the version-3 ledger", "DROP TABLE ledger_entries", ())
@@ -999,7 +1043,7 @@ class SQLReads(ABC):
         Raises:
             StoreError: the query failed.
         """
-        return fetch_nodes(self._fetch, self._sql["bundle_at"], keys)
+        return fetch_nodes(self._fetch, self._sql, keys)
 
     def ledger_rows(
         self, start: int = 0, stop: int | None = None
@@ -1015,9 +1059,9 @@ class SQLReads(ABC):
         while pos < end:
             params = (pos, end, self._BUNDLE_CHUNK)
             rows = self._fetch("read ledger entries", self._sql["ledger_rows"], params)
-            for first, count, entries, hashes in rows:
-                blobs = bytes(entries), bytes(hashes)
-                yield from bundle_rows(int(first), int(count), *blobs, pos, end)
+            for first, count, entries, hashes, tops in rows:
+                stored = bytes(hashes), bytes(tops)
+                yield from bundle_rows(int(first), int(count), bytes(entries), stored, pos, end)
             if len(rows) < self._BUNDLE_CHUNK:
                 return
             pos = int(rows[-1][0]) + int(rows[-1][1])
@@ -1159,8 +1203,13 @@ class SQLWrites(ABC):
             packed = pack_entries(part)  # compressed beside the hashing below
             bundles.append((first + pos, len(part), packed, bundle_hashes(edge, first + pos, part)))
         rows = [
-            (seq, count, packed if isinstance(packed, bytes) else packed.result(), hashes)
-            for seq, count, packed, hashes in bundles
+            (
+                seq,
+                count,
+                *reversed(split_hashes(seq, count, nodes)),  # tops, then hashes
+                packed if isinstance(packed, bytes) else packed.result(),
+            )
+            for seq, count, packed, nodes in bundles
         ]
         try:
             self._run_many("append ledger entries", self._sql["insert_bundle"], rows)
@@ -1182,7 +1231,7 @@ class SQLWrites(ABC):
     def _read_edge(self, size: int) -> list[Node]:
         # The peaks of the current tree are all a new leaf can merge with: O(log n) nodes.
         keys = edge_keys(size)
-        found = fetch_nodes(self._fetch, self._sql["bundle_at"], keys)
+        found = fetch_nodes(self._fetch, self._sql, keys)
         edge: list[Node] = []
         for level, idx in keys:
             if (level, idx) not in found:

@@ -48,9 +48,10 @@ _DDL = (
     # layout of the entries and hashes blobs is in store/_codec.py and docs/ledger.md. Both
     # are stored uncompressed by PostgreSQL (entries come compressed, hashes are random).
     "CREATE TABLE IF NOT EXISTS ledger_bundles (seq bigint PRIMARY KEY CHECK (seq >= 0), "
-    "n integer NOT NULL CHECK (n > 0), hashes bytea NOT NULL, entries bytea NOT NULL)",
+    "n integer NOT NULL CHECK (n > 0), tops bytea NOT NULL, hashes bytea NOT NULL, "
+    "entries bytea NOT NULL)",
     "ALTER TABLE ledger_bundles ALTER COLUMN entries SET STORAGE EXTERNAL, "
-    "ALTER COLUMN hashes SET STORAGE EXTERNAL",
+    "ALTER COLUMN hashes SET STORAGE EXTERNAL, ALTER COLUMN tops SET STORAGE EXTERNAL",
     "CREATE OR REPLACE FUNCTION custodes_ledger_append_only() RETURNS trigger "
     "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$",
     "DROP TRIGGER IF EXISTS ledger_bundles_append_only ON ledger_bundles",
@@ -136,7 +137,13 @@ _COLUMN_TYPES: dict[str, dict[str, str]] = {
         "break_glass": "boolean",
         "justification": "text",
     },
-    "ledger_bundles": {"seq": "bigint", "n": "integer", "entries": "bytea", "hashes": "bytea"},
+    "ledger_bundles": {
+        "seq": "bigint",
+        "n": "integer",
+        "tops": "bytea",
+        "hashes": "bytea",
+        "entries": "bytea",
+    },
 }
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([%s, ]+\)")
 

@@ -39,7 +39,8 @@ _DDL = (
     # One row per append of up to 2,048 entries (seq: the first one's; n: how many): the
     # layout of the entries and hashes blobs is in store/_codec.py and docs/ledger.md.
     "CREATE TABLE IF NOT EXISTS ledger_bundles (seq INTEGER PRIMARY KEY CHECK (seq >= 0), "
-    "n INTEGER NOT NULL CHECK (n > 0), hashes BLOB NOT NULL, entries BLOB NOT NULL)",
+    "n INTEGER NOT NULL CHECK (n > 0), tops BLOB NOT NULL, hashes BLOB NOT NULL, "
+    "entries BLOB NOT NULL)",
     "CREATE TRIGGER IF NOT EXISTS ledger_bundles_no_update BEFORE UPDATE ON ledger_bundles "
     "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
     "CREATE TRIGGER IF NOT EXISTS ledger_bundles_no_delete BEFORE DELETE ON ledger_bundles "
