@@ -328,6 +328,13 @@ def _bundled(store: Store) -> list[bytes]:
     return [_event(i).canonical(i) for i in range(5010)]
 
 
+def _bundled_open(store: Store, intruder: RawSQL, backend: str) -> Ledger:
+    """The bundled log of :func:`_bundled`, with its append-only triggers dropped."""
+    _bundled(store)
+    _drop_triggers(intruder, backend)
+    return Ledger(store=store)
+
+
 def test_bundles_hold_each_entrys_leaf_and_the_subtrees_it_completes(
     store: Store, intruder: RawSQL
 ) -> None:
@@ -352,9 +359,7 @@ def test_bundles_hold_each_entrys_leaf_and_the_subtrees_it_completes(
 def test_a_corrupted_compressed_bundle_is_found_at_its_first_entry(
     store: Store, intruder: RawSQL, backend: str
 ) -> None:
-    _bundled(store)
-    ledger = Ledger(store=store)
-    _drop_triggers(intruder, backend)
+    ledger = _bundled_open(store, intruder, backend)
     (blob,) = intruder(f"SELECT entries FROM ledger_bundles WHERE seq = {10 + BUNDLE_MAX}")[0]
     flipped = bytes(blob[:500]) + bytes([blob[500] ^ 1]) + bytes(blob[501:])
     intruder(
@@ -367,9 +372,7 @@ def test_a_corrupted_compressed_bundle_is_found_at_its_first_entry(
 def test_a_forged_node_inside_a_bundle_is_found_at_the_entry_that_completes_it(
     store: Store, intruder: RawSQL, backend: str
 ) -> None:
-    _bundled(store)
-    ledger = Ledger(store=store)
-    _drop_triggers(intruder, backend)
+    ledger = _bundled_open(store, intruder, backend)
     (blob,) = intruder("SELECT hashes FROM ledger_bundles WHERE seq = 10")[0]
     # Node (3, 2) covers entries 16..23; in the bundle from 10 it follows the bundle's
     # leaves and its level-1 and level-2 nodes.
