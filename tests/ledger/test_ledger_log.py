@@ -428,3 +428,12 @@ def test_where_each_level_starts_in_a_bundle_is_the_count_of_the_levels_below(
     completed = [((first + count) >> level) - (first >> level) for level in range(64)]
     for level in range(64):
         assert level_start(first, count, level) == sum(completed[:level])
+
+
+def test_a_bundle_whose_size_was_inflated_is_one_bad_bundle_not_a_billion_rows(
+    store: Store, intruder: RawSQL, backend: str
+) -> None:
+    ledger = _bundled_open(store, intruder, backend)
+    intruder("UPDATE ledger_bundles SET n = 1000000000 WHERE seq = 10")
+    assert _bad_index(ledger) == 10
+    assert len(list(store.ledger_rows())) <= 10 + BUNDLE_MAX + 2 * BUNDLE_MAX

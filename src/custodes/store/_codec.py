@@ -428,8 +428,8 @@ def level_start(first: int, count: int, level: int) -> int:
 
 
 def level_offsets(first: int, count: int) -> list[int]:
-    """Return where each level's nodes start in the ``hashes`` of bundle ``(first, count)``,
-    in bytes, and (last) the length of the whole value."""
+    """Return where each level's nodes start in the level-by-level nodes of bundle ``(first,
+    count)``, in bytes, and (last) their whole length."""
     offsets = [0]
     for size in level_sizes(first, count):
         offsets.append(offsets[-1] + size * HASH_SIZE)
@@ -466,7 +466,8 @@ def bundle_node(first: int, count: int, blob: bytes, level: int, idx: int) -> by
 
 
 def bundle_hashes(edge: list[Node], first: int, entries: Sequence[bytes]) -> bytes:
-    """Return the ``hashes`` value of a bundle of ``entries`` appended at leaf ``first``.
+    """Return the level-by-level nodes (``hashes`` then ``tops``, see :func:`split_hashes`) of
+    a bundle of ``entries`` appended at leaf ``first``.
 
     ``edge`` holds the peaks of the tree of ``first`` leaves, largest first; it is updated in
     place to the peaks of the grown tree. Each level is hashed in one comprehension.
@@ -561,14 +562,14 @@ def bundle_rows(
     stop``: each entry's leaf hash followed by the hashes of the subtrees it completes.
 
     ``stored`` is the bundle's ``(hashes, tops)``. A bundle that cannot be decoded, or whose
-    hashes have the wrong length, yields ``(seq, b"", b"")`` rows: verification reports its
-    first entry as not matching.
+    hashes have the wrong length, yields ``(seq, b"", b"")`` rows (at most BUNDLE_MAX, whatever
+    its stored size says): verification reports its first entry as not matching.
     """
     entries = unpack_entries(count, entries_blob)
     bases = level_offsets(first, count)
     hashes = b"".join(stored)
     if entries is None or split_hashes(first, count, hashes) != stored or len(hashes) != bases[-1]:
-        for seq in range(max(start, first), min(stop, first + count)):
+        for seq in range(max(start, first), min(stop, first + min(count, BUNDLE_MAX))):
             yield seq, b"", b""
         return
     for seq in range(max(start, first), min(stop, first + count)):
