@@ -7,9 +7,11 @@ the auditor dashboard (``/dashboard``), which are server-rendered pages outside 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -26,6 +28,17 @@ from custodes.ledger import CheckpointLog
 from custodes.vault import Vault
 
 __all__ = ["create_app"]
+
+# FastAPI 0.16x reports every request to OpenTelemetry's global providers unless told not to:
+# a lookup of three providers and of OTEL_* variables per request (py-spy, bench/http.py: ~2 %
+# of an audited read's samples, ~10 % of a health check's), and request metadata (routes,
+# status) handed to whatever exporter another library may have installed. custodes reports
+# through its own /metrics and access log only.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(
@@ -67,6 +80,7 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
+        **_NO_TELEMETRY,
     )
     app.state.service = service
     install_error_handlers(app)
