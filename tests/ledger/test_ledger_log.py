@@ -437,3 +437,20 @@ def test_a_bundle_whose_size_was_inflated_is_one_bad_bundle_not_a_billion_rows(
     intruder("UPDATE ledger_bundles SET n = 1000000000 WHERE seq = 10")
     assert _bad_index(ledger) == 10
     assert len(list(store.ledger_rows())) <= 10 + BUNDLE_MAX + 2 * BUNDLE_MAX
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [b"", b"\x00\x01", b"\x00" + (999).to_bytes(4, "little") + b"short", b"\x07junk-codec"],
+)
+def test_a_mangled_bundle_of_one_is_found_at_its_index(
+    store: Store, intruder: RawSQL, backend: str, entries: bytes
+) -> None:
+    for i in range(8):
+        with store.transaction() as tx:
+            tx.append_event(_event(i))
+    ledger = Ledger(store=store)
+    ledger.verify()
+    _drop_triggers(intruder, backend)
+    intruder(f"UPDATE ledger_bundles SET entries = {_blob(entries, backend)} WHERE seq = 5")
+    assert _bad_index(ledger) == 5

@@ -396,6 +396,7 @@ BUNDLE_MAX = 2048
 TOP_LEVEL = 11  # subtrees of BUNDLE_MAX leaves and more
 _PACK_MIN = 64
 _RAW, _ZLIB = b"\x00", b"\x01"
+_ONE_LENGTH = struct.Struct("<I")
 _compressor: tuple[int, ThreadPoolExecutor] | None = None
 
 
@@ -565,6 +566,9 @@ def bundle_rows(
     hashes have the wrong length, yields ``(seq, b"", b"")`` rows (at most BUNDLE_MAX, whatever
     its stored size says): verification reports its first entry as not matching.
     """
+    if count == 1 and start <= first < stop and (one := _single_row(first, entries_blob, stored)):
+        yield one  # the common bundle (a read's event), without the general decoding below
+        return
     entries = unpack_entries(count, entries_blob)
     bases = level_offsets(first, count)
     hashes = b"".join(stored)
@@ -581,6 +585,24 @@ def bundle_rows(
             parts.append(hashes[pos : pos + HASH_SIZE])
             level += 1
         yield seq, entries[seq - first], b"".join(parts)
+
+
+def _single_row(
+    seq: int, entries_blob: bytes, stored: tuple[bytes, bytes]
+) -> tuple[int, bytes, bytes] | None:
+    """The row of a well-formed uncompressed bundle of one entry, or ``None``."""
+    entry = entries_blob[5:]
+    if len(entries_blob) < 5 or entries_blob[:1] != _RAW:
+        return None
+    if _ONE_LENGTH.unpack_from(entries_blob, 1)[0] != len(entry):
+        return None
+    end = seq + 1
+    levels = (end & -end).bit_length()  # the leaf and the subtrees ``seq`` completes
+    hashes, tops = stored
+    low = min(levels, TOP_LEVEL)
+    if len(hashes) != low * HASH_SIZE or len(tops) != (levels - low) * HASH_SIZE:
+        return None
+    return seq, entry, hashes + tops
 
 
 def fetch_nodes(
@@ -763,6 +785,7 @@ class SQLReads(ABC):
     _tip: tuple[int, tuple[Node, ...]] | None = None
     _EVENT_CHUNK = 1000
     _BUNDLE_CHUNK = 64
+    _CHUNK_ENTRIES = 32_768
     _TOKEN_CHUNK = 500
 
     @abstractmethod
@@ -1057,15 +1080,20 @@ class SQLReads(ABC):
         """
         end = _NO_STOP if stop is None else stop
         pos = max(start, 0)
+        limit = self._BUNDLE_CHUNK
         while pos < end:
-            params = (pos, end, self._BUNDLE_CHUNK)
+            params = (pos, end, limit)
             rows = self._fetch("read ledger entries", self._sql["ledger_rows"], params)
             for first, count, entries, hashes, tops in rows:
                 stored = bytes(hashes), bytes(tops)
                 yield from bundle_rows(int(first), int(count), bytes(entries), stored, pos, end)
-            if len(rows) < self._BUNDLE_CHUNK:
+            if len(rows) < limit:
                 return
             pos = int(rows[-1][0]) + int(rows[-1][1])
+            # About _CHUNK_ENTRIES entries per query: many small bundles (a vault's reads each
+            # commit one) in few queries, and a bounded number of large ones in memory.
+            entries_per_bundle = max(1, sum(min(int(r[1]), BUNDLE_MAX) for r in rows) // len(rows))
+            limit = max(8, min(1024, self._CHUNK_ENTRIES // entries_per_bundle))
 
     def subjects_accessed_since(self, accessor_id: str, since: datetime) -> set[str]:
         """Return the subject pseudonyms of allowed events by ``accessor_id`` at or after ``since``.
