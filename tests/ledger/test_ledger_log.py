@@ -22,7 +22,7 @@ from custodes.errors import InputError, StoreError, VerificationError
 from custodes.ledger import Ledger, LedgerTamperError, merkle
 from custodes.model import AccessEvent
 from custodes.store import Store, open_store
-from custodes.store._codec import BUNDLE_MAX, level_sizes, level_start, pack_entries
+from custodes.store._codec import BUNDLE_MAX, level_start, pack_entries
 
 RawSQL = Callable[[str], list[Any]]
 T0 = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
@@ -376,8 +376,7 @@ def test_a_forged_node_inside_a_bundle_is_found_at_the_entry_that_completes_it(
     (blob,) = intruder("SELECT hashes FROM ledger_bundles WHERE seq = 10")[0]
     # Node (3, 2) covers entries 16..23; in the bundle from 10 it follows the bundle's
     # leaves and its level-1 and level-2 nodes.
-    sizes = level_sizes(10, BUNDLE_MAX)
-    offset = (sizes[0] + sizes[1] + sizes[2] + 2 - (10 >> 3)) * merkle.HASH_SIZE
+    offset = (level_start(10, BUNDLE_MAX, 3) + 2 - (10 >> 3)) * merkle.HASH_SIZE
     forged = bytes(blob[:offset]) + bytes(32) + bytes(blob[offset + 32 :])
     intruder(f"UPDATE ledger_bundles SET hashes = {_blob(forged, backend)} WHERE seq = 10")
     assert _bad_index(ledger) == 23

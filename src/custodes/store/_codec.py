@@ -38,6 +38,7 @@ from custodes.model import (
 from custodes.store._protocol import EventCount
 
 __all__ = [
+    "ALL_LEVELS",
     "BUNDLE_MAX",
     "SCHEMA_VERSION",
     "TOP_LEVEL",
@@ -58,8 +59,7 @@ __all__ = [
     "event_params",
     "index_params",
     "last_leaf",
-    "level_offsets",
-    "level_sizes",
+    "level_start",
     "pack_entries",
     "record_from_row",
     "record_params",
@@ -394,6 +394,7 @@ def edge_keys(size: int) -> list[tuple[int, int]]:
 # where it sits in that bundle follows from the bundle's first seq and size alone.
 BUNDLE_MAX = 2048
 TOP_LEVEL = 11  # subtrees of BUNDLE_MAX leaves and more
+ALL_LEVELS = 64  # above any level a log of fewer than 2**62 entries has
 _PACK_MIN = 64
 _RAW, _ZLIB = b"\x00", b"\x01"
 _ONE_LENGTH = struct.Struct("<I")
@@ -405,17 +406,6 @@ def last_leaf(level: int, idx: int) -> int:
     return ((idx + 1) << level) - 1
 
 
-def level_sizes(first: int, count: int) -> list[int]:
-    """Return how many nodes of each level (0, 1, ...) a bundle of ``count`` entries appended
-    at leaf ``first`` completes: the multiples of ``2**level`` in ``(first, first + count]``."""
-    sizes = []
-    level = 0
-    while count and (size := ((first + count) >> level) - (first >> level)):
-        sizes.append(size)
-        level += 1
-    return sizes
-
-
 def _below(x: int, level: int) -> int:
     # sum(x >> l for l in range(level)), in closed form: sum(x >> l for l >= 0) = 2x - popcount(x).
     high = x >> level
@@ -423,26 +413,23 @@ def _below(x: int, level: int) -> int:
 
 
 def level_start(first: int, count: int, level: int) -> int:
-    """Return how many nodes of the levels below ``level`` bundle ``(first, count)`` completes:
-    where its ``level`` nodes start in its level-by-level nodes, in nodes."""
+    """Return how many nodes of the levels below ``level`` bundle ``(first, count)`` completes
+    (level l: the multiples of ``2**l`` in ``(first, first + count]``): where its ``level``
+    nodes start in its level-by-level nodes, in nodes. ``level=ALL_LEVELS`` counts them all."""
     return _below(first + count, level) - _below(first, level)
-
-
-def level_offsets(first: int, count: int) -> list[int]:
-    """Return where each level's nodes start in the level-by-level nodes of bundle ``(first,
-    count)``, in bytes, and (last) their whole length."""
-    offsets = [0]
-    for size in level_sizes(first, count):
-        offsets.append(offsets[-1] + size * HASH_SIZE)
-    return offsets
 
 
 def split_hashes(first: int, count: int, nodes: bytes) -> tuple[bytes, bytes]:
     """Split a bundle's level-by-level nodes into its ``hashes`` (levels below TOP_LEVEL) and
     ``tops`` (the rest) values."""
-    offsets = level_offsets(first, count)
-    cut = offsets[min(TOP_LEVEL, len(offsets) - 1)]
+    cut = level_start(first, count, TOP_LEVEL) * HASH_SIZE
     return nodes[:cut], nodes[cut:]
+
+
+def _well_formed(first: int, count: int, stored: tuple[bytes, bytes]) -> bool:
+    # ``hashes`` holds the levels below TOP_LEVEL, ``tops`` the rest, 32 bytes a node.
+    low, every = level_start(first, count, TOP_LEVEL), level_start(first, count, ALL_LEVELS)
+    return len(stored[0]) == low * HASH_SIZE and len(stored[1]) == (every - low) * HASH_SIZE
 
 
 def single_bundle(seq: int, entry: bytes, nodes: bytes) -> tuple[int, int, bytes, bytes, bytes]:
@@ -570,12 +557,12 @@ def bundle_rows(
         yield one  # the common bundle (a read's event), without the general decoding below
         return
     entries = unpack_entries(count, entries_blob)
-    bases = level_offsets(first, count)
-    hashes = b"".join(stored)
-    if entries is None or split_hashes(first, count, hashes) != stored or len(hashes) != bases[-1]:
+    if entries is None or not _well_formed(first, count, stored):
         for seq in range(max(start, first), min(stop, first + min(count, BUNDLE_MAX))):
             yield seq, b"", b""
         return
+    hashes = b"".join(stored)
+    bases = [level_start(first, count, level) * HASH_SIZE for level in range(ALL_LEVELS)]
     for seq in range(max(start, first), min(stop, first + count)):
         pos = (seq - first) * HASH_SIZE
         parts = [hashes[pos : pos + HASH_SIZE]]
@@ -596,13 +583,9 @@ def _single_row(
         return None
     if _ONE_LENGTH.unpack_from(entries_blob, 1)[0] != len(entry):
         return None
-    end = seq + 1
-    levels = (end & -end).bit_length()  # the leaf and the subtrees ``seq`` completes
-    hashes, tops = stored
-    low = min(levels, TOP_LEVEL)
-    if len(hashes) != low * HASH_SIZE or len(tops) != (levels - low) * HASH_SIZE:
+    if not _well_formed(seq, 1, stored):
         return None
-    return seq, entry, hashes + tops
+    return seq, entry, stored[0] + stored[1]
 
 
 def fetch_nodes(
