@@ -59,6 +59,20 @@ def raw_sql(vault: Vault, sql: str, params: tuple[object, ...] = ()) -> None:
             conn.execute(sql.replace("?", "%s"), params)
 
 
+def count_rows(vault: Vault, table: str) -> int:
+    """Count the rows of one of the vault's tables behind its back."""
+    st = vault.settings.store
+    sql = f"SELECT COUNT(*) FROM {table}"  # a table name of the tests' own, never input
+    if st.backend == "sqlite":
+        with sqlite3.connect(st.path) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    assert st.url is not None
+    with psycopg.connect(st.url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        assert row is not None
+        return int(row[0])
+
+
 def break_event_table(vault: Vault) -> None:
     """Make every later event insert fail, as a full disk or a broken table would."""
     if vault.settings.store.backend == "sqlite":

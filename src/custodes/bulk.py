@@ -1,0 +1,213 @@
+"""Bulk loading on every core: batches of ``Vault.put_many`` in parallel worker processes.
+
+A vault's write path is mostly Python (validation, HMACs, AES-GCM sealing), so one process uses
+one core. :func:`load` spreads the batches of a bulk load over worker processes, each with its
+own :class:`~custodes.vault.Vault` on the same home, so the records of different batches are
+prepared at the same time; each batch is still one ``put_many``: validated and decided whole,
+sealed under its subjects' keys, and committed with one event per record in one transaction,
+or not at all. The backend serializes the commits (SQLite's write lock, PostgreSQL's ledger
+lock); the ledger's order is the order in which batches committed, which need not be the
+order they were given in.
+
+What stays as in one process: the policy decides every record (a denial is recorded and fails
+its batch); a subject met by two batches at once gets one data key (the first stored wins, the
+other batch uses it); checkpoints are signed when due by whichever process committed.
+
+On the first failing batch no further batch is started; those already running finish, and
+:class:`BulkLoadError` names the failed batch and every batch that committed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.util import Finalize
+
+from custodes.config import Settings
+from custodes.errors import CustodesError, InputError
+from custodes.model import Access
+from custodes.vault import Vault
+
+__all__ = ["Batch", "BulkLoadError", "LoadReport", "default_workers", "load"]
+
+Items = Sequence[tuple[str, Mapping[str, object]]]
+#: One batch: a collection and its (subject ID number, field values) items.
+Batch = tuple[str, Items]
+#: What a worker sends back: the record ids, or the failure's class name and diagnostics.
+_Outcome = list[str] | tuple[str, str]
+
+_MAX_WORKERS = 32
+_DIED = (
+    "a worker process stopped unexpectedly (killed, or out of memory); whether this batch "
+    "committed is not known: count its records, or run 'custodes ledger verify'"
+)
+
+
+class BulkLoadError(CustodesError):
+    """A batch of a bulk load failed; it wrote nothing, and no later batch was started.
+
+    ``failed`` is the failed batch's position in the input (from 0), ``cause`` the class name
+    of its error (``InputError``, ``AccessDenied``, ``AuditFailure``, ...), ``committed`` the
+    positions of the batches that did commit (earlier ones, and any that were running).
+    """
+
+    def __init__(
+        self, failed: int, collection: str, cause: str, reason: str, committed: Sequence[int]
+    ) -> None:
+        super().__init__(f"batch {failed} ({collection}) failed: {reason}")
+        self.failed = failed
+        self.collection = collection
+        self.cause = cause
+        self.reason = reason
+        self.committed = tuple(sorted(committed))
+
+    def diagnostics(self) -> str:
+        done = len(self.committed)
+        return (
+            f"batch {self.failed} ({self.collection}) was refused and wrote nothing: "
+            f"{self.reason}; {done} batch{'' if done == 1 else 'es'} had committed "
+            "and no later batch was started"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """What a finished load wrote: batches and records committed, worker processes used."""
+
+    batches: int
+    records: int
+    workers: int
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on (at most 32)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _MAX_WORKERS))
+
+
+def load(
+    settings: Settings,
+    access: Access,
+    batches: Iterable[Batch],
+    *,
+    workers: int | None = None,
+    on_batch: Callable[[int, list[str]], object] | None = None,
+) -> LoadReport:
+    """Write ``batches`` through ``Vault.put_many`` in ``workers`` processes (default: one per
+    core); ``on_batch(position, record_ids)`` is called in this process as each one commits.
+
+    With one worker the batches are written in this process, in order.
+
+    Raises:
+        InputError: ``workers`` is not a positive number.
+        BulkLoadError: a batch was refused or could not be committed (see the class).
+        CustodesError: the vault could not be opened (``ConfigError``, ``StoreError``).
+    """
+    count = default_workers() if workers is None else workers
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_WORKERS:
+        raise InputError(f"workers must be a whole number from 1 to {_MAX_WORKERS}, not {count!r}")
+    if count == 1:
+        return _load_here(settings, access, batches, on_batch)
+    return _load_parallel(settings, access, batches, count, on_batch)
+
+
+def _load_here(
+    settings: Settings,
+    access: Access,
+    batches: Iterable[Batch],
+    on_batch: Callable[[int, list[str]], object] | None,
+) -> LoadReport:
+    done: list[int] = []
+    records = 0
+    with Vault.open(settings) as vault:
+        for position, (collection, items) in enumerate(batches):
+            try:
+                ids = vault.put_many(access, collection, items)
+            except CustodesError as exc:
+                raise BulkLoadError(
+                    position, collection, type(exc).__name__, exc.diagnostics(), done
+                ) from exc
+            done.append(position)
+            records += len(ids)
+            if on_batch is not None:
+                on_batch(position, ids)
+    return LoadReport(batches=len(done), records=records, workers=1)
+
+
+def _load_parallel(
+    settings: Settings,
+    access: Access,
+    batches: Iterable[Batch],
+    workers: int,
+    on_batch: Callable[[int, list[str]], object] | None,
+) -> LoadReport:
+    # spawn, not fork: a forked child would inherit this process's open connections and threads.
+    context = multiprocessing.get_context("spawn")
+    Vault.open(settings).close()  # a bad home fails here, clearly, not in every worker
+    running: dict[Future[_Outcome], tuple[int, str]] = {}
+    done: list[int] = []
+    records = 0
+    failure: BulkLoadError | None = None
+    source = iter(enumerate(batches))
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(settings,)
+    ) as pool:
+        while True:
+            # Two batches per worker in flight: one being written, one waiting its turn.
+            while failure is None and len(running) < 2 * workers:
+                nxt = next(source, None)
+                if nxt is None:
+                    break
+                position, (collection, items) = nxt
+                future = pool.submit(_write_batch, access, collection, list(items))
+                running[future] = (position, collection)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                position, collection = running.pop(future)
+                try:
+                    ids = future.result()
+                except BrokenProcessPool:
+                    ids = ("BrokenProcessPool", _DIED)
+                if isinstance(ids, tuple):
+                    cause, reason = ids
+                    if failure is None or position < failure.failed:
+                        failure = BulkLoadError(position, collection, cause, reason, ())
+                    continue
+                done.append(position)
+                records += len(ids)
+                if on_batch is not None:
+                    on_batch(position, ids)
+    if failure is not None:
+        failure.committed = tuple(sorted(done))
+        raise failure
+    return LoadReport(batches=len(done), records=records, workers=workers)
+
+
+# -- in the worker processes --------------------------------------------------------------------
+
+_vault: Vault | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _vault  # one vault per worker process, opened once
+    _vault = Vault.open(settings)
+    Finalize(_vault, _vault.close, exitpriority=10)
+
+
+def _write_batch(access: Access, collection: str, items: Items) -> _Outcome:
+    """Write one batch; a refusal comes back as data (custodes errors need not pickle)."""
+    if _vault is None:
+        raise RuntimeError("the worker's vault is opened by its initializer")
+    try:
+        return _vault.put_many(access, collection, items)
+    except CustodesError as exc:
+        return type(exc).__name__, exc.diagnostics()

@@ -1,0 +1,205 @@
+"""Bulk loading in worker processes (``custodes.bulk.load``) on both backends.
+
+Every test here writes through real worker processes (spawned, each with its own vault on the
+same home) unless it says ``workers=1``; what is checked is what a person relies on after a bulk
+load: every record there and readable, one event per record, a verifying ledger, one key per
+subject, and on failure exactly the batches reported as committed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from custodes.bulk import Batch, BulkLoadError, default_workers, load
+from custodes.clock import ManualClock
+from custodes.config import Settings, StoreSettings
+from custodes.errors import ConfigError, InputError
+from custodes.schema import Schema
+from custodes.sim import generate_people, sample_records
+from custodes.vault import Vault
+from tests.helpers import START, access, break_event_table, count_rows, make_vault
+
+PEOPLE = generate_people(60, seed=33)
+SCHEMA = Schema.default()
+
+
+def _batches(size: int) -> list[Batch]:
+    rng = random.Random(8)
+    by_collection: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for person in PEOPLE:
+        for collection, records in sample_records(person, rng).items():
+            by_collection.setdefault(collection, []).extend((person.id_number, r) for r in records)
+    return [
+        (name, items[start : start + size])
+        for name, items in by_collection.items()
+        for start in range(0, len(items), size)
+    ]
+
+
+BATCHES = _batches(25)
+TOTAL = sum(len(items) for _, items in BATCHES)
+
+
+@pytest.fixture
+def vault(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Vault]:
+    with make_vault(tmp_path / "home", store_settings, ManualClock(START)) as v:
+        yield v
+
+
+def _key_count(settings: Settings) -> int:
+    with sqlite3.connect(settings.keystore_path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM subject_keys").fetchone()[0])
+
+
+def _read_back(vault: Vault, ids: dict[int, list[str]]) -> None:
+    """Every record of every batch opens, in its place, under its subject, to its values."""
+    for position, (name, items) in enumerate(BATCHES):
+        coll = SCHEMA.collection(name)
+        for (subject, values), record_id in zip(items, ids[position], strict=True):
+            ref = vault._subject(subject).ref
+            stored = vault.store.record(record_id)
+            assert stored is not None
+            assert stored.subject_ref == ref
+            (opened,) = vault._open_records([stored], ref, list(coll.fields))
+            assert opened.values == coll.validate(values)
+
+
+def test_parallel_load_writes_every_record_once_with_its_event(vault: Vault) -> None:
+    reg = access(vault, "reg-1", "registration")
+    ids: dict[int, list[str]] = {}
+    report = load(vault.settings, reg, BATCHES, workers=2, on_batch=ids.__setitem__)
+    assert (report.batches, report.records, report.workers) == (len(BATCHES), TOTAL, 2)
+    assert sorted(ids) == list(range(len(BATCHES)))
+    assert len({i for batch in ids.values() for i in batch}) == TOTAL
+    _read_back(vault, ids)
+    assert vault.store.event_count() == TOTAL
+    vault.ledger.verify()
+    # Every batch's events are together and in its items' order: one put_many each.
+    events = [event for _, event in vault.store.events()]
+    assert {e.action for e in events} == {"put"} and {e.accessor for e in events} == {"reg-1"}
+    # One data key per subject, although most subjects were in batches written side by side.
+    assert _key_count(vault.settings) == len(PEOPLE)
+
+
+def test_parallel_load_matches_the_same_load_in_one_process(
+    tmp_path: Path, store_settings: StoreSettings, vault: Vault
+) -> None:
+    """Three workers on this backend write what one process writes on SQLite."""
+    reg = access(vault, "reg-1", "registration")
+    load(vault.settings, reg, BATCHES, workers=3)
+    with make_vault(tmp_path / "other", StoreSettings(backend="sqlite")) as other:
+        load(other.settings, access(other, "reg-1", "registration"), BATCHES, workers=1)
+        for v in (vault, other):
+            v.ledger.verify()
+
+        # The same records (by subject, collection and values), whatever order batches took.
+        def contents(v: Vault) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
+            out = []
+            for person in PEOPLE:
+                ref = v._subject(person.id_number).ref
+                for name in SCHEMA.collections:
+                    fields = list(SCHEMA.collection(name).fields)
+                    stored = v.store.records(name, ref)
+                    for rec in v._open_records(stored, ref, fields):
+                        out.append((person.id_number, name, tuple(sorted(rec.values.items()))))
+            return sorted(out)
+
+        assert contents(vault) == contents(other)
+        assert vault.store.event_count() == other.store.event_count() == TOTAL
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_batch_writes_nothing_and_stops_the_load(vault: Vault, workers: int) -> None:
+    bad = 5
+    batches = list(BATCHES)
+    name, items = batches[bad]
+    subject, values = items[3]
+    batches[bad] = (name, [*items[:3], ("110105194912310021", values), *items[4:]])  # bad checksum
+    ids: dict[int, list[str]] = {}
+    reg = access(vault, "reg-1", "registration")
+    with pytest.raises(BulkLoadError) as info:
+        load(vault.settings, reg, batches, workers=workers, on_batch=ids.__setitem__)
+    err = info.value
+    assert err.failed == bad and err.cause == "InputError"
+    assert bad not in err.committed and sorted(ids) == list(err.committed)
+    assert set(range(bad)) <= set(err.committed)  # every earlier batch had committed
+    assert max(err.committed) < bad + 2 * workers  # nothing started after the failure
+    msg = err.diagnostics()
+    assert f"batch {bad} ({name})" in msg and "wrote nothing" in msg
+    assert subject not in msg  # the error names no one
+    # Exactly the committed batches are there: their records, one event each, nothing else.
+    written = sum(len(batches[p][1]) for p in err.committed)
+    assert vault.store.event_count() == written
+    assert sum(len(v) for v in ids.values()) == written
+    assert count_rows(vault, "records") == written
+    vault.ledger.verify()
+
+
+def test_a_denied_load_is_recorded_and_writes_nothing(vault: Vault) -> None:
+    duty = access(vault, "duty-1", "identity_check")  # may read identities, not write them
+    with pytest.raises(BulkLoadError) as info:
+        load(vault.settings, duty, BATCHES[:1], workers=2)
+    assert info.value.cause == "AccessDenied" and info.value.committed == ()
+    assert "access denied" in info.value.diagnostics()
+    ((_, event),) = list(vault.store.events())
+    assert event.decision == "deny" and event.accessor == "duty-1"
+
+
+def test_a_failing_commit_fails_the_load_closed(vault: Vault) -> None:
+    break_event_table(vault)
+    with pytest.raises(BulkLoadError) as info:
+        load(vault.settings, access(vault, "reg-1", "registration"), BATCHES, workers=2)
+    assert info.value.cause == "AuditFailure" and info.value.committed == ()
+    assert vault.store.event_count() == 0
+    assert count_rows(vault, "records") == 0
+
+
+def test_a_killed_worker_leaves_whole_batches_only(vault: Vault) -> None:
+    """A worker killed mid-load (SIGKILL, as the OOM killer would): the load fails with a clear
+    error, and whatever reached the database is whole batches with their events."""
+    reg = access(vault, "reg-1", "registration")
+    killed: list[int] = []
+
+    def kill_workers(position: int, ids: list[str]) -> None:
+        if not killed:
+            for child in multiprocessing.active_children():
+                assert child.pid is not None
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+
+    with pytest.raises(BulkLoadError) as info:
+        load(vault.settings, reg, BATCHES * 4, workers=2, on_batch=kill_workers)
+    assert killed
+    assert info.value.cause == "BrokenProcessPool"
+    assert "stopped unexpectedly" in info.value.diagnostics()
+    vault.ledger.verify()
+    # A batch a worker was killed in either committed whole or left nothing: records and
+    # events agree, and at least the batches reported as committed are there.
+    reported = sum(len((BATCHES * 4)[p][1]) for p in info.value.committed)
+    assert count_rows(vault, "records") == vault.store.event_count() >= reported
+
+
+def test_workers_must_be_a_small_positive_number(vault: Vault) -> None:
+    reg = access(vault, "reg-1", "registration")
+    for bad in (0, -1, 33, True, 1.5, "2"):
+        with pytest.raises(InputError, match="workers must be"):
+            load(vault.settings, reg, BATCHES, workers=bad)  # type: ignore[arg-type]
+    assert vault.store.event_count() == 0
+    assert 1 <= default_workers() <= 32
+
+
+def test_a_missing_home_fails_before_any_worker_starts(tmp_path: Path, vault: Vault) -> None:
+    reg = access(vault, "reg-1", "registration")
+    broken = vault.settings
+    os.remove(broken.root_key_path)
+    with pytest.raises(ConfigError):
+        load(broken, reg, BATCHES, workers=2)
+    assert multiprocessing.active_children() == []
