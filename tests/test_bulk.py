@@ -203,3 +203,16 @@ def test_a_missing_home_fails_before_any_worker_starts(tmp_path: Path, vault: Va
     with pytest.raises(ConfigError):
         load(broken, reg, BATCHES, workers=2)
     assert multiprocessing.active_children() == []
+
+
+def test_public_names_are_pinned() -> None:
+    import custodes.bulk
+
+    assert sorted(custodes.bulk.__all__) == [
+        "Batch",
+        "BulkLoadError",
+        "LoadReport",
+        "default_workers",
+        "load",
+    ]
+    assert issubclass(BulkLoadError, custodes.errors.CustodesError)

@@ -15,6 +15,10 @@ other batch uses it); checkpoints are signed when due by whichever process commi
 
 On the first failing batch no further batch is started; those already running finish, and
 :class:`BulkLoadError` names the failed batch and every batch that committed.
+
+Workers are *spawned* (a fresh interpreter, never a fork of a process holding connections and
+threads), so, as with any spawning use of :mod:`multiprocessing`, a script that calls
+:func:`load` with more than one worker must do so under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ _Outcome = list[str] | tuple[str, str]
 
 _MAX_WORKERS = 32
 _DIED = (
-    "a worker process stopped unexpectedly (killed, or out of memory); whether this batch "
-    "committed is not known: count its records, or run 'custodes ledger verify'"
+    "a worker process stopped unexpectedly (killed, out of memory, or it could not start: a "
+    "script that loads with workers must call load() under 'if __name__ == \"__main__\":'); "
+    "whether this batch committed is not known: count its records, or run "
+    "'custodes ledger verify'"
 )
 
 
