@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,24 @@ def raw_sql(vault: Vault, sql: str, params: tuple[object, ...] = ()) -> None:
         assert st.url is not None
         with psycopg.connect(st.url, autocommit=True) as conn:
             conn.execute(sql.replace("?", "%s"), params)
+
+
+def assert_records_open(
+    vault: Vault,
+    collection: str,
+    items: Sequence[tuple[str, Mapping[str, object]]],
+    record_ids: Sequence[str],
+) -> None:
+    """Every record written from ``items`` opens with its subject's key, in its own place
+    (record id, subject), to the normalized values."""
+    coll = vault.schema.collection(collection)
+    for (subject, values), record_id in zip(items, record_ids, strict=True):
+        ref = vault._subject(subject).ref
+        stored = vault.store.record(record_id)
+        assert stored is not None
+        assert stored.subject_ref == ref
+        (opened,) = vault._open_records([stored], ref, list(coll.fields))
+        assert opened.values == coll.validate(values)
 
 
 def count_rows(vault: Vault, table: str) -> int:

@@ -25,7 +25,14 @@ from custodes.errors import ConfigError, InputError
 from custodes.schema import Schema
 from custodes.sim import generate_people, sample_records
 from custodes.vault import Vault
-from tests.helpers import START, access, break_event_table, count_rows, make_vault
+from tests.helpers import (
+    START,
+    access,
+    assert_records_open,
+    break_event_table,
+    count_rows,
+    make_vault,
+)
 
 PEOPLE = generate_people(60, seed=33)
 SCHEMA = Schema.default()
@@ -62,14 +69,7 @@ def _key_count(settings: Settings) -> int:
 def _read_back(vault: Vault, ids: dict[int, list[str]]) -> None:
     """Every record of every batch opens, in its place, under its subject, to its values."""
     for position, (name, items) in enumerate(BATCHES):
-        coll = SCHEMA.collection(name)
-        for (subject, values), record_id in zip(items, ids[position], strict=True):
-            ref = vault._subject(subject).ref
-            stored = vault.store.record(record_id)
-            assert stored is not None
-            assert stored.subject_ref == ref
-            (opened,) = vault._open_records([stored], ref, list(coll.fields))
-            assert opened.values == coll.validate(values)
+        assert_records_open(vault, name, items, ids[position])
 
 
 def test_parallel_load_writes_every_record_once_with_its_event(vault: Vault) -> None:

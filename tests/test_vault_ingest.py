@@ -21,7 +21,7 @@ from custodes.schema import Schema
 from custodes.sim import Person, generate_people, sample_records
 from custodes.store._postgres import _COPY_MIN
 from custodes.vault import Vault
-from tests.helpers import START, access, make_vault
+from tests.helpers import START, access, assert_records_open, make_vault
 
 PEOPLE = generate_people(90, seed=21)
 SCHEMA = Schema.default()
@@ -110,16 +110,8 @@ def test_bulk_ingest_round_trips_every_record(vault: Vault) -> None:
     assert _count(vault, "records") == total
     assert vault.store.event_count() == total  # one event per record, all in the ledger
     vault.ledger.verify()
-    # Every record opens with its subject's key, in its own place, to the normalized values.
     for name, items in RECORDS.items():
-        coll = SCHEMA.collection(name)
-        for (subject, values), record_id in zip(items, ids[name], strict=True):
-            ref = vault._subject(subject).ref
-            stored = vault.store.record(record_id)
-            assert stored is not None
-            assert stored.subject_ref == ref
-            (opened,) = vault._open_records([stored], ref, list(coll.fields))
-            assert opened.values == coll.validate(values)
+        assert_records_open(vault, name, items, ids[name])
 
 
 def test_bulk_ingest_is_readable_and_findable_through_the_vault(vault: Vault) -> None:
