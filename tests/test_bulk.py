@@ -146,11 +146,22 @@ def test_a_bad_batch_writes_nothing_and_stops_the_load(vault: Vault, workers: in
 def test_a_denied_load_is_recorded_and_writes_nothing(vault: Vault) -> None:
     duty = access(vault, "duty-1", "identity_check")  # may read identities, not write them
     with pytest.raises(BulkLoadError) as info:
-        load(vault.settings, duty, BATCHES[:1], workers=2)
+        load(vault.settings, duty, BATCHES, workers=2)
     assert info.value.cause == "AccessDenied" and info.value.committed == ()
-    assert "access denied" in info.value.diagnostics()
-    ((_, event),) = list(vault.store.events())
-    assert event.decision == "deny" and event.accessor == "duty-1"
+    assert info.value.failed == 0 and "access denied" in info.value.diagnostics()
+    # The first batch's denial, and those of the batches already running: nothing else.
+    events = [event for _, event in vault.store.events()]
+    assert 1 <= len(events) <= 4
+    assert {(e.decision, e.accessor) for e in events} == {("deny", "duty-1")}
+    assert count_rows(vault, "records") == 0
+
+
+def test_a_single_batch_is_written_in_this_process(vault: Vault) -> None:
+    reg = access(vault, "reg-1", "registration")
+    report = load(vault.settings, reg, BATCHES[:1], workers=4)
+    assert (report.batches, report.workers) == (1, 1)
+    assert multiprocessing.active_children() == []
+    assert vault.store.event_count() == len(BATCHES[0][1])
 
 
 def test_a_failing_commit_fails_the_load_closed(vault: Vault) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -109,7 +109,8 @@ def load(
     """Write ``batches`` through ``Vault.put_many`` in ``workers`` processes (default: one per
     core); ``on_batch(position, record_ids)`` is called in this process as each one commits.
 
-    With one worker the batches are written in this process, in order.
+    With one worker (or a single batch) the batches are written in this process, in order;
+    a sized ``batches`` gets no more workers than it has batches.
 
     Raises:
         InputError: ``workers`` is not a positive number.
@@ -119,6 +120,8 @@ def load(
     count = default_workers() if workers is None else workers
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= _MAX_WORKERS:
         raise InputError(f"workers must be a whole number from 1 to {_MAX_WORKERS}, not {count!r}")
+    if isinstance(batches, Sized):  # no more workers than batches
+        count = min(count, max(1, len(batches)))
     if count == 1:
         return _load_here(settings, access, batches, on_batch)
     return _load_parallel(settings, access, batches, count, on_batch)

@@ -38,6 +38,7 @@ from custodes._cli_common import (
 from custodes._cli_demo import demo_command
 from custodes._cli_detect import detect_command
 from custodes._cli_doctor import doctor_command
+from custodes._cli_import import import_command
 from custodes._cli_ledger import ledger_app
 from custodes._cli_portal import portal_code_command
 from custodes._cli_serve import serve_command, token_app
@@ -76,6 +77,7 @@ app.command("serve")(serve_command)
 app.add_typer(token_app, name="token")
 app.command("portal-code")(portal_code_command)
 app.command("doctor")(doctor_command)
+app.command("import")(import_command)
 
 
 def _access(
