@@ -227,3 +227,17 @@ def test_public_names_are_pinned() -> None:
         "load",
     ]
     assert issubclass(BulkLoadError, custodes.errors.CustodesError)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("bad", [("identity",), ("identity", "abc"), (3, []), "identity", None])
+def test_a_batch_that_is_not_a_pair_stops_the_load_there(
+    vault: Vault, workers: int, bad: object
+) -> None:
+    batches: list[object] = [*BATCHES[:3], bad, *BATCHES[3:6]]
+    with pytest.raises(BulkLoadError) as info:
+        load(vault.settings, access(vault, "reg-1", "registration"), batches, workers=workers)  # type: ignore[arg-type]
+    assert info.value.failed == 3 and info.value.cause == "InputError"
+    assert "not a (collection name, items) pair" in info.value.diagnostics()
+    assert info.value.committed == (0, 1, 2)
+    assert vault.store.event_count() == sum(len(items) for _, items in BATCHES[:3])

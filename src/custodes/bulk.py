@@ -30,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
+from typing import Any
 
 from custodes.config import Settings
 from custodes.errors import CustodesError, InputError
@@ -136,7 +137,8 @@ def _load_here(
     done: list[int] = []
     records = 0
     with Vault.open(settings) as vault:
-        for position, (collection, items) in enumerate(batches):
+        for position, batch in enumerate(batches):
+            collection, items = _parts(position, batch, done)
             try:
                 ids = vault.put_many(access, collection, items)
             except CustodesError as exc:
@@ -174,8 +176,13 @@ def _load_parallel(
                 nxt = next(source, None)
                 if nxt is None:
                     break
-                position, (collection, items) = nxt
-                future = pool.submit(_write_batch, access, collection, list(items))
+                position, batch = nxt
+                try:
+                    collection, items = _parts(position, batch, ())
+                except BulkLoadError as exc:
+                    failure = exc  # every batch before it was submitted: none failed earlier
+                    break
+                future = pool.submit(_write_batch, access, collection, items)
                 running[future] = (position, collection)
             if not running:
                 break
@@ -199,6 +206,23 @@ def _load_parallel(
         failure.committed = tuple(sorted(done))
         raise failure
     return LoadReport(batches=len(done), records=records, workers=workers)
+
+
+def _parts(position: int, batch: object, committed: Sequence[int]) -> tuple[str, list[Any]]:
+    """Unpack ``(collection, items)``, or fail the load at this batch.
+
+    Raises:
+        BulkLoadError: the batch is not a pair of a collection name and a sequence of items.
+    """
+    if isinstance(batch, tuple | list) and len(batch) == 2:
+        collection, items = batch
+        if isinstance(collection, str) and not isinstance(items, str | bytes):
+            try:
+                return collection, list(items)
+            except TypeError:
+                pass
+    shape = "a (collection name, items) pair"
+    raise BulkLoadError(position, "?", "InputError", f"it is not {shape}", committed)
 
 
 # -- in the worker processes --------------------------------------------------------------------
