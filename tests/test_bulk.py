@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from custodes._home import init_home
 from custodes.bulk import Batch, BulkLoadError, default_workers, load
 from custodes.clock import ManualClock
 from custodes.config import Settings, StoreSettings
-from custodes.errors import ConfigError, InputError
+from custodes.errors import AccessDenied, ConfigError, InputError
+from custodes.model import Access, Accessor
 from custodes.schema import Schema
 from custodes.sim import generate_people, sample_records
 from custodes.vault import Vault
@@ -241,3 +243,66 @@ def test_a_batch_that_is_not_a_pair_stops_the_load_there(
     assert "not a (collection name, items) pair" in info.value.diagnostics()
     assert info.value.committed == (0, 1, 2)
     assert vault.store.event_count() == sum(len(items) for _, items in BATCHES[:3])
+
+
+LIMITED = """
+[purposes.limited_registration]
+description = "Registration of at most eight people a day (tests only)."
+
+[[grants]]
+role = "registrar"
+purpose = "limited_registration"
+actions = ["put"]
+collections = ["identity"]
+fields = ["*"]
+max_subjects_per_day = 8
+"""
+
+
+def test_a_daily_limit_is_counted_exactly_so_such_loads_run_in_order(
+    tmp_path: Path, store_settings: StoreSettings
+) -> None:
+    """Workers deciding side by side would each count the day's subjects without the
+    others'; a load under a limited grant is decided in one process, and the limit holds."""
+    settings = init_home(tmp_path / "home", backend=store_settings.backend, url=store_settings.url)
+    with settings.policy_path.open("a", encoding="utf-8") as handle:
+        handle.write(LIMITED)
+    identity = [batch for batch in BATCHES if batch[0] == "identity"]
+    batches = [("identity", items[i : i + 5]) for _, items in identity for i in range(0, 25, 5)]
+    with Vault.open(settings) as vault:
+        vault.add_accessor(Accessor("reg-1", "registry", "registrar"))
+        limited = Access(vault.principal("reg-1"), "limited_registration")
+        with pytest.raises(BulkLoadError) as info:
+            load(settings, limited, batches, workers=2)
+        assert (info.value.failed, info.value.committed) == (1, (0,))
+        assert info.value.cause == "AccessDenied" and "daily limit of 8" in info.value.reason
+        decisions = [event.decision for _, event in vault.store.events()]
+        assert decisions == ["allow"] * 5 + ["deny"]
+        # The same access with no limit is decided by names: it runs in parallel.
+        report = load(settings, Access(limited.principal, "registration"), batches, workers=2)
+        assert report.workers == 2
+
+
+def test_one_batch_cannot_carry_more_new_subjects_than_the_daily_limit(
+    tmp_path: Path, store_settings: StoreSettings
+) -> None:
+    """``put_many`` counts the batch's own subjects against the limit: ten new people in one
+    batch under a limit of eight are refused whole (the ninth is the denial recorded)."""
+    settings = init_home(tmp_path / "home", backend=store_settings.backend, url=store_settings.url)
+    with settings.policy_path.open("a", encoding="utf-8") as handle:
+        handle.write(LIMITED)
+    items = [item for name, batch in BATCHES if name == "identity" for item in batch][:10]
+    with Vault.open(settings) as vault:
+        vault.add_accessor(Accessor("reg-1", "registry", "registrar"))
+        limited = Access(vault.principal("reg-1"), "limited_registration")
+        with pytest.raises(AccessDenied) as info:
+            vault.put_many(limited, "identity", items)
+        assert info.value.missing == ("quota",)
+        ((_, event),) = list(vault.store.events())
+        assert event.decision == "deny" and event.subject == vault._subject(items[8][0]).pseudonym
+        assert count_rows(vault, "records") == 0
+        # Eight fit; the same person twice is one subject.
+        vault.put_many(limited, "identity", items[:8])
+        with pytest.raises(AccessDenied):
+            vault.put(limited, "identity", *items[8])
+        assert count_rows(vault, "records") == 8

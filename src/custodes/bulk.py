@@ -34,7 +34,8 @@ from typing import Any
 
 from custodes.config import Settings
 from custodes.errors import CustodesError, InputError
-from custodes.model import Access
+from custodes.model import Access, Action
+from custodes.policy import Policy
 from custodes.vault import Vault
 
 __all__ = ["Batch", "BulkLoadError", "LoadReport", "default_workers", "load"]
@@ -111,7 +112,10 @@ def load(
     core); ``on_batch(position, record_ids)`` is called in this process as each one commits.
 
     With one worker (or a single batch) the batches are written in this process, in order;
-    a sized ``batches`` gets no more workers than it has batches.
+    a sized ``batches`` gets no more workers than it has batches. So is a load whose writes
+    the policy decides by more than names (the access names a case or asks break-glass, or a
+    grant of its role and purpose for writing has hours or a daily limit): workers deciding at
+    once would each count the day's subjects without the others'.
 
     Raises:
         InputError: ``workers`` is not a positive number.
@@ -123,32 +127,46 @@ def load(
         raise InputError(f"workers must be a whole number from 1 to {_MAX_WORKERS}, not {count!r}")
     if isinstance(batches, Sized):  # no more workers than batches
         count = min(count, max(1, len(batches)))
-    if count == 1:
-        return _load_here(settings, access, batches, on_batch)
+    with Vault.open(settings) as vault:  # a bad home fails here, clearly, not in every worker
+        if count == 1 or not _decided_by_names(vault.policy, access):
+            return _load_here(vault, access, batches, on_batch)
     return _load_parallel(settings, access, batches, count, on_batch)
 
 
+def _decided_by_names(policy: Policy, access: Access) -> bool:
+    """Whether every write of ``access`` is decided the same whatever the subject, the moment
+    and the accessor's history (then batches may be decided in parallel)."""
+    if access.case is not None or access.break_glass:
+        return False
+    return not any(
+        grant.role == access.principal.role
+        and grant.purpose == access.purpose
+        and Action.PUT in grant.actions
+        and (grant.max_subjects_per_day > 0 or grant.hours is not None)
+        for grant in policy.grants
+    )
+
+
 def _load_here(
-    settings: Settings,
+    vault: Vault,
     access: Access,
     batches: Iterable[Batch],
     on_batch: Callable[[int, list[str]], object] | None,
 ) -> LoadReport:
     done: list[int] = []
     records = 0
-    with Vault.open(settings) as vault:
-        for position, batch in enumerate(batches):
-            collection, items = _parts(position, batch, done)
-            try:
-                ids = vault.put_many(access, collection, items)
-            except CustodesError as exc:
-                raise BulkLoadError(
-                    position, collection, type(exc).__name__, exc.diagnostics(), done
-                ) from exc
-            done.append(position)
-            records += len(ids)
-            if on_batch is not None:
-                on_batch(position, ids)
+    for position, batch in enumerate(batches):
+        collection, items = _parts(position, batch, done)
+        try:
+            ids = vault.put_many(access, collection, items)
+        except CustodesError as exc:
+            raise BulkLoadError(
+                position, collection, type(exc).__name__, exc.diagnostics(), done
+            ) from exc
+        done.append(position)
+        records += len(ids)
+        if on_batch is not None:
+            on_batch(position, ids)
     return LoadReport(batches=len(done), records=records, workers=1)
 
 
@@ -161,7 +179,6 @@ def _load_parallel(
 ) -> LoadReport:
     # spawn, not fork: a forked child would inherit this process's open connections and threads.
     context = multiprocessing.get_context("spawn")
-    Vault.open(settings).close()  # a bad home fails here, clearly, not in every worker
     running: dict[Future[_Outcome], tuple[int, str]] = {}
     done: list[int] = []
     records = 0

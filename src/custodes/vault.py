@@ -327,6 +327,9 @@ class Vault:
         """
         by_names: dict[tuple[str, ...], Decision | None] = {}
         decisions = []
+        # A daily limit counts the batch's own subjects too, as they are allowed: the batch
+        # commits whole, so each write is decided as if those before it had committed.
+        today: set[str] | None = None
         for subj, clean in prepared:
             names = tuple(clean)
             if names not in by_names:
@@ -335,7 +338,11 @@ class Vault:
                 )
             decision = by_names[names]
             if decision is None:
-                decision = self._decide(access, Action.PUT, coll.name, names, subj, now)
+                if today is None:
+                    today = set(self._subjects_today(access.principal.accessor, now))
+                decision = self._decide(access, Action.PUT, coll.name, names, subj, now, today)
+                if decision.allowed:
+                    today.add(subj.pseudonym)
             if not decision.allowed:
                 self._record_denial(access, Action.PUT, coll.name, names, subj, decision, now)
             decisions.append(decision)
@@ -871,7 +878,10 @@ class Vault:
         fields: Sequence[str] | None,
         subj: _Subject | None,
         now: datetime,
+        subjects_today: set[str] | None = None,
     ) -> Decision:
+        """Decide one access; ``subjects_today`` overrides the subjects the accessor is known
+        to have accessed today (a batch adds its own)."""
         # Most accesses are decided by their names alone (no case, hours or daily limit):
         # then neither the case nor today's subjects need loading.
         timeless = self.policy.timeless_decision(
@@ -889,7 +899,11 @@ class Vault:
             subject=subj.pseudonym if subj else None,
             case=case,
             now=now,
-            subjects_today=self._subjects_today(access.principal.accessor, now),
+            subjects_today=(
+                self._subjects_today(access.principal.accessor, now)
+                if subjects_today is None
+                else subjects_today
+            ),
         )
 
     def is_reading(self, accessor_id: str) -> bool:
