@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from custodes.config import Settings, default_home
 from custodes.vault import Vault
@@ -28,6 +29,7 @@ __all__ = [
     "err",
     "open_vault",
     "out",
+    "progress_bars",
 ]
 
 out = Console(soft_wrap=True)
@@ -66,3 +68,17 @@ def emit(data: Any, as_json: bool, render: Any = None) -> None:
         out.print_json(json.dumps(data, ensure_ascii=False, default=str))
     else:
         render()
+
+
+def progress_bars(width: int, *, hidden: bool) -> Progress:
+    """Progress bars on standard error (a label ``width`` wide, bar, count, time); nothing is
+    drawn when ``hidden`` (for ``--json``) and nothing is left on screen afterwards."""
+    return Progress(
+        TextColumn(f"{{task.description:<{width}}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=hidden,
+    )

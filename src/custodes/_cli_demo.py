@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from custodes._cli_common import AsJson, emit, err, out
+from custodes._cli_common import AsJson, emit, out, progress_bars
 
 if TYPE_CHECKING:
     from custodes.demo import DemoReport
@@ -63,15 +62,7 @@ def demo_command(
     if not no_serve and not as_json:
         _check_port(host, port)  # before the month of work, not after
     target = home if home is not None else Path(tempfile.mkdtemp(prefix="custodes-demo-")) / "vault"
-    with Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
-    ) as bars:
+    with progress_bars(28, hidden=as_json) as bars:
         tasks: dict[str, object] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from custodes._cli_common import As, AsJson, CaseOpt, Home, Purpose, emit, err, open_vault, out
+from custodes._cli_common import (
+    As,
+    AsJson,
+    CaseOpt,
+    Home,
+    Purpose,
+    emit,
+    open_vault,
+    out,
+    progress_bars,
+)
 from custodes.bulk import Batch, BulkLoadError, load
 from custodes.errors import CustodesError, InputError
 from custodes.model import Access
@@ -58,16 +67,8 @@ def import_command(
         (collection, items[start : start + batch]) for start in range(0, len(items), batch)
     ]
     started = time.perf_counter()
-    with Progress(
-        TextColumn("importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
-    ) as bars:
-        task = bars.add_task("import", total=len(items))
+    with progress_bars(9, hidden=as_json) as bars:
+        task = bars.add_task("importing", total=len(items))
         try:
             report = load(
                 settings,

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from custodes._cli_common import AsJson, Home, emit, err, open_vault, out
+from custodes._cli_common import AsJson, Home, emit, open_vault, out, progress_bars
 
 if TYPE_CHECKING:
     from custodes.forensics import LeakReport
@@ -37,15 +36,7 @@ def trace_leak_command(leak: LeakFile, home: Home = None, as_json: AsJson = Fals
 
     with (
         open_vault(home) as vault,
-        Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=as_json,
-        ) as bars,
+        progress_bars(10, hidden=as_json) as bars,
     ):
         tasks: dict[str, Any] = {}
 
