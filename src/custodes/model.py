@@ -110,6 +110,8 @@ class Decision:
 
     ``missing`` names the unmet condition(s) when ``allowed`` is false. ``fields`` are the
     fields the access may touch (the requested ones, or the grant's when none were named).
+    ``daily_limit`` is the allowing grant's ``max_subjects_per_day`` (0: none): an access
+    whose subjects are known only after the decision (a find, an export) is held to it then.
     """
 
     allowed: bool
@@ -117,6 +119,7 @@ class Decision:
     missing: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     break_glass: bool = False
+    daily_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -459,9 +459,9 @@ class Vault:
         decision = self._decide(access, Action.EXPORT, coll.name, wanted, None, now)
         if not decision.allowed:
             self._record_denial(access, Action.EXPORT, coll.name, wanted, None, decision, now)
-        groups = (
-            (ref, self.store.records(coll.name, ref)) for ref in self.store.subject_refs(coll.name)
-        )
+        refs = self.store.subject_refs(coll.name)
+        self._check_reach(access, Action.EXPORT, coll, decision, refs, now)
+        groups = ((ref, self.store.records(coll.name, ref)) for ref in refs)
         return self._release(access, Action.EXPORT, coll, decision, groups, now)
 
     def mark_export(
@@ -831,11 +831,37 @@ class Vault:
         for ref, record_id in hits:
             if case is None or ref in case.subjects:
                 by_subject.setdefault(ref, set()).add(record_id)
+        self._check_reach(access, Action.FIND, coll, decision, list(by_subject), now)
         groups = (
             (ref, [r for r in self.store.records(coll.name, ref) if r.record_id in ids])
             for ref, ids in by_subject.items()
         )
         return self._release(access, Action.FIND, coll, decision, groups, now)
+
+    def _check_reach(
+        self,
+        access: Access,
+        action: Action,
+        coll: Collection,
+        decision: Decision,
+        refs: Sequence[bytes],
+        now: datetime,
+    ) -> None:
+        """Hold an access whose subjects were unknown when it was decided (a find) to the
+        grant's daily limit: if the subjects it reached, with those of today, are more than
+        the limit allows, record the denial and raise AccessDenied (nothing is released)."""
+        limit = decision.daily_limit
+        if limit == 0 or not refs:
+            return
+        today = self._subjects_today(access.principal.accessor, now)
+        new = {self._index.pseudonym_of_ref(ref) for ref in refs} - today
+        if new and len(today) + len(new) > limit:
+            denial = Decision(
+                allowed=False,
+                reason=f"daily limit of {limit} subjects reached",
+                missing=("quota",),
+            )
+            self._record_denial(access, action, coll.name, decision.fields, None, denial, now)
 
     def _release(
         self,

@@ -558,12 +558,15 @@ def _evaluate(req: _Request, grant: Grant) -> tuple[int, Decision | None]:
 def _allow(req: _Request, grant: Grant) -> Decision:
     fields = req.fields if req.fields is not None else req.covered(grant)
     base = f"role '{grant.role}' may {req.action} {req.target} for '{grant.purpose}'"
+    limit = grant.max_subjects_per_day  # not waived by break-glass
     if req.access.break_glass:
         reason = f"break-glass: {base} without its case and hours conditions (justified)"
-        return Decision(allowed=True, reason=reason, fields=fields, break_glass=True)
+        return Decision(
+            allowed=True, reason=reason, fields=fields, break_glass=True, daily_limit=limit
+        )
     if req.access.case is not None:
         base += f" under case {req.case_label}"
-    return Decision(allowed=True, reason=f"allowed: {base}", fields=fields)
+    return Decision(allowed=True, reason=f"allowed: {base}", fields=fields, daily_limit=limit)
 
 
 @functools.cache
