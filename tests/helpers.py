@@ -12,8 +12,9 @@ import psycopg
 
 from custodes._home import init_home
 from custodes.clock import ManualClock
-from custodes.config import StoreSettings
+from custodes.config import Settings, StoreSettings
 from custodes.model import Access, Accessor
+from custodes.sim import Person
 from custodes.store import open_store
 from custodes.store._codec import pack_entries, single_bundle, unpack_entries
 from custodes.store._postgres import _DDL as POSTGRES_DDL
@@ -40,6 +41,26 @@ def make_vault(home: Path, store: StoreSettings, clock: ManualClock | None = Non
     vault = Vault.open(settings, clock=clock or ManualClock(START))
     for accessor in STAFF:
         vault.add_accessor(accessor)
+    return vault
+
+
+def home_with_grants(home: Path, store: StoreSettings, grants: str) -> Settings:
+    """A fresh home on the backend of ``store`` whose policy has ``grants`` (TOML) appended."""
+    settings = init_home(home, backend=store.backend, url=store.url)
+    with settings.policy_path.open("a", encoding="utf-8") as handle:
+        handle.write(grants)
+    return settings
+
+
+def checker_vault(home: Path, store: StoreSettings, grants: str, people: Sequence[Person]) -> Vault:
+    """A vault with ``grants`` appended, registrar ``reg-1`` and accessor ``chk-1`` of role
+    ``checker``, and an identity record (name, ID number) of each of ``people``."""
+    vault = Vault.open(home_with_grants(home, store, grants), clock=ManualClock(START))
+    vault.add_accessor(Accessor("reg-1", "hotel-1", "registrar"))
+    vault.add_accessor(Accessor("chk-1", "org-1", "checker"))
+    reg = Access(vault.principal("reg-1"), "registration")
+    for p in people:
+        vault.put(reg, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
     return vault
 
 

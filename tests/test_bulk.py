@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from custodes._home import init_home
 from custodes.bulk import Batch, BulkLoadError, default_workers, load
 from custodes.clock import ManualClock
 from custodes.config import Settings, StoreSettings
@@ -33,6 +32,7 @@ from tests.helpers import (
     assert_records_open,
     break_event_table,
     count_rows,
+    home_with_grants,
     make_vault,
 )
 
@@ -264,9 +264,7 @@ def test_a_daily_limit_is_counted_exactly_so_such_loads_run_in_order(
 ) -> None:
     """Workers deciding side by side would each count the day's subjects without the
     others'; a load under a limited grant is decided in one process, and the limit holds."""
-    settings = init_home(tmp_path / "home", backend=store_settings.backend, url=store_settings.url)
-    with settings.policy_path.open("a", encoding="utf-8") as handle:
-        handle.write(LIMITED)
+    settings = home_with_grants(tmp_path / "home", store_settings, LIMITED)
     identity = [batch for batch in BATCHES if batch[0] == "identity"]
     batches = [("identity", items[i : i + 5]) for _, items in identity for i in range(0, 25, 5)]
     with Vault.open(settings) as vault:
@@ -288,9 +286,7 @@ def test_one_batch_cannot_carry_more_new_subjects_than_the_daily_limit(
 ) -> None:
     """``put_many`` counts the batch's own subjects against the limit: ten new people in one
     batch under a limit of eight are refused whole (the ninth is the denial recorded)."""
-    settings = init_home(tmp_path / "home", backend=store_settings.backend, url=store_settings.url)
-    with settings.policy_path.open("a", encoding="utf-8") as handle:
-        handle.write(LIMITED)
+    settings = home_with_grants(tmp_path / "home", store_settings, LIMITED)
     items = [item for name, batch in BATCHES if name == "identity" for item in batch][:10]
     with Vault.open(settings) as vault:
         vault.add_accessor(Accessor("reg-1", "registry", "registrar"))

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from custodes._home import init_home
-from custodes.clock import ManualClock
 from custodes.config import StoreSettings
 from custodes.errors import AccessDenied
-from custodes.model import Access, Accessor
+from custodes.model import Access
 from custodes.sim import generate_people
 from custodes.vault import Vault
-from tests.helpers import START
+from tests.helpers import checker_vault
 
 PEOPLE = generate_people(4, seed=11)
 GRANTS = """
@@ -47,15 +45,7 @@ max_subjects_per_day = 2
 
 @pytest.fixture
 def vault(tmp_path: Path, store_settings: StoreSettings) -> Iterator[Vault]:
-    settings = init_home(tmp_path / "home", backend=store_settings.backend, url=store_settings.url)
-    with settings.policy_path.open("a", encoding="utf-8") as handle:
-        handle.write(GRANTS)
-    with Vault.open(settings, clock=ManualClock(START)) as v:
-        v.add_accessor(Accessor("reg-1", "hotel-1", "registrar"))
-        v.add_accessor(Accessor("chk-1", "org-1", "checker"))
-        reg = Access(v.principal("reg-1"), "registration")
-        for p in PEOPLE:
-            v.put(reg, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
+    with checker_vault(tmp_path / "home", store_settings, GRANTS, PEOPLE) as v:
         yield v
 
 
