@@ -847,8 +847,8 @@ class Vault:
         refs: Sequence[bytes],
         now: datetime,
     ) -> None:
-        """Hold an access whose subjects were unknown when it was decided (a find) to the
-        grant's daily limit: if the subjects it reached, with those of today, are more than
+        """Hold an access whose subjects were unknown when it was decided (a find, an export)
+        to the grant's daily limit: if the subjects it reached, with those of today, are more than
         the limit allows, record the denial and raise AccessDenied (nothing is released)."""
         limit = decision.daily_limit
         if limit == 0 or not refs:
