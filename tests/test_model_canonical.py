@@ -69,8 +69,37 @@ def reference(event: AccessEvent, seq: int | None) -> bytes:
 
 @given(events, st.none() | st.integers(min_value=0, max_value=2**63))
 def test_canonical_is_the_documented_json(event: AccessEvent, seq: int | None) -> None:
-    assert event._canonical_fast(seq) is not None  # the fast path, not the fallback
+    assert event._halves_fast() is not None  # the fast path, not the fallback
     assert event.canonical(seq) == reference(event, seq)
+
+
+@given(events, st.integers(min_value=0, max_value=2**63))
+def test_the_halves_join_around_any_position_into_the_entry(event: AccessEvent, seq: int) -> None:
+    # What a store encodes before its write lock, then completes with the position it is given.
+    head, tail = event.canonical_halves()
+    assert head + b'"seq":%d,' % seq + tail == reference(event, seq)
+    assert head + tail == reference(event, None)
+
+
+@pytest.mark.parametrize("seq", [True, 1.0, "3", None.__class__])
+def test_a_position_that_is_not_an_int_is_refused(seq: object) -> None:
+    event = AccessEvent(
+        ts=datetime(2026, 1, 1, tzinfo=UTC),
+        accessor="a",
+        org="o",
+        role="r",
+        action="get",
+        collection=None,
+        fields=(),
+        subject=None,
+        purpose="p",
+        case=None,
+        decision="allow",
+        reason="why",
+        count=1,
+    )
+    with pytest.raises(TypeError, match="seq must be an int"):
+        event.canonical(seq)  # type: ignore[arg-type]
 
 
 @given(events)
@@ -107,8 +136,11 @@ def test_values_of_undeclared_types_still_encode_as_json_does(odd: dict[str, obj
         count=1,
     )
     odd_event = replace(event, **odd)  # type: ignore[arg-type]
+    assert odd_event._halves_fast() is None  # the general path
     assert odd_event.canonical(7) == reference(odd_event, 7)
     assert odd_event.canonical() == reference(odd_event, None)
+    head, tail = odd_event.canonical_halves()
+    assert head + b'"seq":7,' + tail == reference(odd_event, 7)
 
 
 def test_lone_surrogates_are_refused_as_before() -> None:

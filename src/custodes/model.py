@@ -154,7 +154,20 @@ class AccessEvent:
         entry at index ``seq`` is ``canonical(seq)``: it names its own position, so an entry
         moved to another place in the log is found at that place.
         """
-        fast = self._canonical_fast(seq)
+        head, tail = self.canonical_halves()
+        if seq is None:
+            return head + tail
+        if type(seq) is not int:
+            raise TypeError(f"seq must be an int, not {type(seq).__name__}")
+        return b'%s"seq":%d,%s' % (head, seq, tail)
+
+    def canonical_halves(self) -> tuple[bytes, bytes]:
+        """Return ``(head, tail)``: ``canonical(seq)`` is ``head + b'"seq":%d,' % seq + tail``.
+
+        Everything but the position can so be encoded before the ledger's write lock is taken
+        (``seq`` sorts between ``role`` and ``subject``, the only keys around it).
+        """
+        fast = self._halves_fast()
         if fast is not None:
             return fast
         body: dict[str, object] = {
@@ -175,12 +188,14 @@ class AccessEvent:
             "break_glass": self.break_glass,
             "justification": self.justification,
         }
-        if seq is not None:
-            body["seq"] = seq
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        # In JSON text every quote inside a string is escaped, so ',"subject":' can only be
+        # the key, the one after "role" (no key sorts between them but "seq").
+        cut = text.index(',"subject":') + 1
+        return text[:cut].encode(), text[cut:].encode()
 
-    def _canonical_fast(self, seq: int | None) -> bytes | None:
-        """The bytes of :meth:`canonical`, written out directly (one per access: hot path).
+    def _halves_fast(self) -> tuple[bytes, bytes] | None:
+        """The halves of :meth:`canonical_halves`, written out directly (hot path).
 
         The keys are in sorted order and each value is encoded as ``json.dumps`` encodes it
         (strings by the same function, which refuses non-strings). Returns ``None`` for a
@@ -190,12 +205,9 @@ class AccessEvent:
         count, glass = self.count, self.break_glass
         if type(count) is not int or type(glass) is not bool:
             return None
-        if seq is not None and type(seq) is not int:
-            return None
         text, opt = _json_str, _json_opt
-        at = "" if seq is None else f'"seq":{seq},'
         try:
-            encoded = (
+            head = (
                 f'{{"accessor":{text(self.accessor)},"action":{text(self.action)},'
                 f'"break_glass":{"true" if glass else "false"},'
                 f'"case":{opt(self.case)},"collection":{opt(self.collection)},'
@@ -203,12 +215,15 @@ class AccessEvent:
                 f'"fields":[{",".join(map(text, self.fields))}],'
                 f'"justification":{opt(self.justification)},"org":{text(self.org)},'
                 f'"purpose":{opt(self.purpose)},"reason":{text(self.reason)},'
-                f'"role":{text(self.role)},{at}"subject":{opt(self.subject)},'
+                f'"role":{text(self.role)},'
+            )
+            tail = (
+                f'"subject":{opt(self.subject)},'
                 f'"ts":{text(self.ts.isoformat(timespec="microseconds"))},"v":1}}'
             )
         except TypeError:
             return None
-        return encoded.encode()
+        return head.encode(), tail.encode()
 
 
 def _json_opt(value: str | None) -> str:

@@ -49,7 +49,7 @@ from custodes.model import (
 )
 from custodes.policy import Policy, add_subjects, approve_case, close_case, new_case_id, open_case
 from custodes.schema import Collection, Schema
-from custodes.store import Store, open_store
+from custodes.store import Store, encode_events, encode_records, open_store
 
 if TYPE_CHECKING:
     from custodes.detect import Monitor
@@ -1064,9 +1064,12 @@ class Vault:
         """Commit records (if any) and their events in one transaction, or raise AuditFailure."""
         try:
             if rows:
+                # Encoded before the transaction: other writers (bulk-load workers) wait on
+                # its write lock only while the rows are inserted.
+                encoded = encode_records(rows), encode_events(events)
                 with self.store.transaction() as tx:
-                    tx.insert_records(rows)
-                    seqs = tx.append_events(events)
+                    tx.insert_records(encoded[0])
+                    seqs = tx.append_events(encoded[1])
             else:
                 seqs = self._events_writer.submit(events)
         except StoreError as exc:

@@ -15,8 +15,9 @@ from tests.store.test_store_roundtrip import EVENTS, _record
 
 from custodes.errors import StoreError
 from custodes.ledger import Ledger
+from custodes.ledger.merkle import leaf_hash
 from custodes.model import IndexEntry, StoredRecord
-from custodes.store import Store
+from custodes.store import EncodedEvents, Store, encode_events, encode_records
 from custodes.store._codec import encode_fields, record_params
 from custodes.store._postgres import _COPY_MIN
 
@@ -77,6 +78,35 @@ def test_bulk_events_keep_their_canonical_bytes_and_the_ledger_verifies(store: S
         assert got == sent
         assert got.canonical(seq) == sent.canonical(seq)
     Ledger(store=store).verify()
+
+
+def test_writes_encoded_before_the_transaction_store_what_plain_writes_store(
+    store: Store,
+) -> None:
+    # Vault.put_many encodes a batch before it takes the write lock; the store must end up
+    # exactly as if it had been handed the records and events themselves.
+    batch = _batch("enc")
+    events = EVENTS * (N // len(EVENTS) + 1)
+    with store.transaction() as tx:
+        tx.append_events(events[:3])  # a position other than 0 for the encoded ones
+        tx.insert_records(encode_records(batch))
+        assert tx.append_events(encode_events(events)) == list(range(3, 3 + len(events)))
+    for record, _ in batch:
+        assert store.record(record.record_id) == record
+    assert sorted(r for _, r in store.lookup(b"tok-2", N)) == sorted(
+        f"enc-{i}" for i in range(N) if i % 5 == 2
+    )
+    back = list(store.events())
+    assert [event for _, event in back] == events[:3] + events
+    for seq, event in back:  # each leaf commits to the entry that names its own position
+        assert store.node(0, seq) == leaf_hash(event.canonical(seq))
+    Ledger(store=store).verify()
+
+
+def test_encoded_events_must_pair_every_entry_with_a_row() -> None:
+    encoded = encode_events(EVENTS[:2])
+    with pytest.raises(ValueError, match="as many ledger halves as event rows"):
+        EncodedEvents(encoded.halves, encoded.columns[:1])
 
 
 def test_equal_instants_in_other_offsets_keep_their_own_text(store: Store) -> None:

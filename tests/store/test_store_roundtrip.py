@@ -46,12 +46,16 @@ def _event(**changes: object) -> AccessEvent:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(custodes.store.__all__) == [
+        "EncodedEvents",
+        "EncodedRecords",
         "EventCount",
         "PostgresStore",
         "SQLiteStore",
         "Store",
         "StoreGuards",
         "StoreTx",
+        "encode_events",
+        "encode_records",
         "open_store",
     ]
 

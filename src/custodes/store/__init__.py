@@ -9,19 +9,31 @@ from typing import TYPE_CHECKING, Any
 
 from custodes.config import StoreSettings
 from custodes.errors import ConfigError
-from custodes.store._protocol import EventCount, Store, StoreGuards, StoreTx
+from custodes.store._codec import encode_events, encode_records
+from custodes.store._protocol import (
+    EncodedEvents,
+    EncodedRecords,
+    EventCount,
+    Store,
+    StoreGuards,
+    StoreTx,
+)
 from custodes.store._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from custodes.store._postgres import PostgresStore
 
 __all__ = [
+    "EncodedEvents",
+    "EncodedRecords",
     "EventCount",
     "PostgresStore",
     "SQLiteStore",
     "Store",
     "StoreGuards",
     "StoreTx",
+    "encode_events",
+    "encode_records",
     "open_store",
 ]
 

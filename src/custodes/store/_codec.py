@@ -35,7 +35,7 @@ from custodes.model import (
     IndexEntry,
     StoredRecord,
 )
-from custodes.store._protocol import EventCount
+from custodes.store._protocol import EncodedEvents, EncodedRecords, EventCount
 
 __all__ = [
     "ALL_LEVELS",
@@ -53,7 +53,9 @@ __all__ = [
     "case_params",
     "decode_fields",
     "decode_refs",
+    "encode_events",
     "encode_fields",
+    "encode_records",
     "encode_refs",
     "event_from_row",
     "event_params",
@@ -243,10 +245,41 @@ def _quarter(bucket: str, offset: str) -> datetime:
     return moment.replace(tzinfo=zone or UTC)
 
 
+def encode_records(items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]]) -> EncodedRecords:
+    """Row values of records and their index entries, for ``StoreTx.insert_records``.
+
+    Raises:
+        StoreError: a field name or value is too long to encode.
+    """
+    # A batch usually shares one time (the same object): format it once. Identity, not
+    # equality: equal instants in different offsets are different texts.
+    moment: datetime | None = None
+    created = ""
+    records = []
+    for record, _ in items:
+        if record.created_at is not moment:
+            moment, created = record.created_at, _created_text(record.created_at)
+        records.append(record_params(record, created))
+    entries = [index_params(entry) for _, index in items for entry in index]
+    return EncodedRecords(records, entries)
+
+
+def encode_events(events: Sequence[AccessEvent]) -> EncodedEvents:
+    """Everything of ``events`` a store writes but their positions, for
+    ``StoreTx.append_events`` (encoded before the write lock is taken)."""
+    return EncodedEvents(
+        [event.canonical_halves() for event in events], [event_columns(event) for event in events]
+    )
+
+
 def event_params(seq: int, event: AccessEvent) -> tuple[Any, ...]:
     """Row values for the 16 columns of ``events``, ``seq`` first."""
+    return (seq, *event_columns(event))
+
+
+def event_columns(event: AccessEvent) -> tuple[Any, ...]:
+    """Row values for the columns of ``events`` after ``seq``."""
     return (
-        seq,
         event.ts.isoformat(),
         event.accessor,
         event.org,
@@ -1136,28 +1169,23 @@ class SQLWrites(ABC):
         """
         self.insert_records([(record, index)])
 
-    def insert_records(self, items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]]) -> None:
-        """Insert many records and their blind-index entries (batched).
+    def insert_records(
+        self, items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]] | EncodedRecords
+    ) -> None:
+        """Insert many records and their blind-index entries (batched): the items, or their
+        :func:`encode_records` made before the transaction began.
 
         Raises:
-            StoreError: a record id or index entry already exists, or the backend failed.
+            StoreError: a record id or index entry already exists, a value is too long to
+                encode, or the backend failed.
         """
         self._check()
-        if not items:
+        encoded = items if isinstance(items, EncodedRecords) else encode_records(items)
+        if not encoded.records:
             return
-        # A batch usually shares one time (the same object): format it once. Identity, not
-        # equality: equal instants in different offsets are different texts.
-        moment: datetime | None = None
-        created = ""
-        records = []
-        for record, _ in items:
-            if record.created_at is not moment:
-                moment, created = record.created_at, _created_text(record.created_at)
-            records.append(record_params(record, created))
-        entries = [index_params(entry) for _, index in items for entry in index]
-        self._run_many("insert records", self._sql["insert_record"], records)
-        if entries:
-            self._run_many("insert index entries", self._sql["insert_index"], entries)
+        self._run_many("insert records", self._sql["insert_record"], encoded.records)
+        if encoded.entries:
+            self._run_many("insert index entries", self._sql["insert_index"], encoded.entries)
 
     def append_event(self, event: AccessEvent) -> int:
         """Append one access event and return its sequence number (0-based, gap-free).
@@ -1167,8 +1195,9 @@ class SQLWrites(ABC):
         """
         return self.append_events([event])[0]
 
-    def append_events(self, events: Sequence[AccessEvent]) -> list[int]:
-        """Append events in order and return their sequence numbers (consecutive).
+    def append_events(self, events: Sequence[AccessEvent] | EncodedEvents) -> list[int]:
+        """Append events in order and return their sequence numbers (consecutive): the
+        events, or their :func:`encode_events` made before the transaction began.
 
         Each event's ledger entry is ``event.canonical(seq)``; its columns also go to the
         ``events`` table (the queryable projection that ``ledger verify`` checks against it).
@@ -1177,12 +1206,17 @@ class SQLWrites(ABC):
             StoreError: the backend failed.
         """
         self._check()
-        if not events:
+        encoded = events if isinstance(events, EncodedEvents) else encode_events(events)
+        if not encoded.halves:
             return []
         first = self._first_seq() if self._next_seq is None else self._next_seq
         self._next_seq = first
-        rows = [event_params(first + i, event) for i, event in enumerate(events)]
-        entries = [event.canonical(first + i) for i, event in enumerate(events)]
+        # Only the positions are filled in here, under the write lock.
+        rows = [(first + i, *columns) for i, columns in enumerate(encoded.columns)]
+        entries = [
+            b'%s"seq":%d,%s' % (head, first + i, tail)
+            for i, (head, tail) in enumerate(encoded.halves)
+        ]
         seqs = self.append_entries(entries)
         try:
             self._run_many("append events", self._sql["insert_event"], rows)

@@ -12,11 +12,37 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from custodes.model import AccessEvent, Accessor, Case, Credential, IndexEntry, StoredRecord
 
-__all__ = ["EventCount", "Store", "StoreGuards", "StoreTx"]
+__all__ = ["EncodedEvents", "EncodedRecords", "EventCount", "Store", "StoreGuards", "StoreTx"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecords:
+    """Records and their index entries as row values, encoded before a transaction begins
+    (``encode_records``), so that the write lock is held only while they are inserted."""
+
+    records: list[tuple[Any, ...]]
+    entries: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvents:
+    """Access events encoded before a transaction begins (``encode_events``): everything but
+    their sequence numbers, which only the write lock can give.
+
+    ``halves[i]`` is the ledger entry of event ``i`` around its position (see
+    ``AccessEvent.canonical_halves``); ``columns[i]`` its ``events`` row without ``seq``.
+    """
+
+    halves: list[tuple[bytes, bytes]]
+    columns: list[tuple[Any, ...]]
+
+    def __post_init__(self) -> None:
+        if len(self.halves) != len(self.columns):
+            raise ValueError("encoded events need as many ledger halves as event rows")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +82,15 @@ class StoreTx(Protocol):
     def insert_record(self, record: StoredRecord, index: Sequence[IndexEntry]) -> None:
         """Insert one record and its blind-index entries."""
 
-    def insert_records(self, items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]]) -> None:
+    def insert_records(
+        self, items: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]] | EncodedRecords
+    ) -> None:
         """Insert many records and their blind-index entries (batched, for bulk ingest)."""
 
     def append_event(self, event: AccessEvent) -> int:
         """Append one access event and return its sequence number (0-based, gap-free)."""
 
-    def append_events(self, events: Sequence[AccessEvent]) -> list[int]:
+    def append_events(self, events: Sequence[AccessEvent] | EncodedEvents) -> list[int]:
         """Append events in order and return their (consecutive) sequence numbers."""
 
     def append_entries(self, entries: Sequence[bytes]) -> list[int]:
