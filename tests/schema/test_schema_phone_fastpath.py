@@ -133,3 +133,13 @@ def test_cn_metadata_still_supports_the_fast_path() -> None:
     assert 6 in meta.general_desc.possible_length_local_only
     assert 6 not in meta.general_desc.possible_length
     assert phonenumbers.COUNTRY_CODE_TO_REGION_CODE[86] == ("CN",)
+
+
+def test_remembered_verdicts_stay_what_the_library_says() -> None:
+    # The fast path memoizes each number's verdict: asking again, in any order, after other
+    # numbers, must give the library's answer every time, refusals included.
+    numbers = VALID[:20] + [number[:-4] + "0000" for number in VALID[:20]] + ["+8610000000000"]
+    for _ in range(3):
+        for number in numbers:
+            assert _ours(number, "CN") == _library(number, "CN")
+    assert _ours("+8610000000000", "CN") is None

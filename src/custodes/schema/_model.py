@@ -10,6 +10,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -92,6 +93,13 @@ class Field:
     indexed: bool
     required: bool
     max_length: int
+    # Looked up once: every value written goes through normalize (the bulk-ingest hot path).
+    _normalizer: Callable[[str], str] = dataclass_field(init=False, repr=False, compare=False)
+    _numeric: bool = dataclass_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_normalizer", _NORMALIZERS[self.type])
+        object.__setattr__(self, "_numeric", self.type in (FieldType.INTEGER, FieldType.DECIMAL))
 
     def normalize(self, value: object, *, max_value_bytes: int | None = None) -> str:
         """Return the canonical string form of ``value`` for this field.
@@ -100,25 +108,22 @@ class Field:
             InputError: not text (or an int, for integer/decimal fields), malformed for the
                 field's type, or longer than the field's limit (or ``max_value_bytes``).
         """
+        if type(value) is not str:
+            if self._numeric and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            elif not isinstance(value, str):
+                raise InputError(f"field '{self.name}' must be text")
         try:
-            text = self._canonical(value)
+            text = self._normalizer(value)
         except norm.NormalizeError as exc:
             raise InputError(f"field '{self.name}': {exc}") from exc
-        limit = (
-            self.max_length if max_value_bytes is None else min(self.max_length, max_value_bytes)
-        )
-        size = len(text.encode())
+        limit = self.max_length
+        if max_value_bytes is not None and max_value_bytes < limit:
+            limit = max_value_bytes
+        size = len(text) if text.isascii() else len(text.encode())
         if size > limit:
             raise InputError(f"field '{self.name}' is {size} bytes; the limit is {limit}")
         return text
-
-    def _canonical(self, value: object) -> str:
-        numeric = self.type in (FieldType.INTEGER, FieldType.DECIMAL)
-        if numeric and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise InputError(f"field '{self.name}' must be text")
-        return _NORMALIZERS[self.type](value)
 
 
 @dataclass(frozen=True)
@@ -158,23 +163,28 @@ class Collection:
         """
         if not isinstance(values, Mapping):
             raise InputError(f"values for collection '{self.name}' must be a mapping of fields")
-        unknown = [name for name in values if name not in self.fields]
-        if unknown:
+        fields = self.fields
+        if not values.keys() <= fields.keys():
+            unknown = [name for name in values if name not in fields]
             listed = ", ".join(_quote(name) for name in unknown)
             plural = "fields" if len(unknown) > 1 else "field"
             raise InputError(
                 f"collection '{self.name}' has no {plural} {listed} (fields: {self._names()})"
             )
-        missing = [n for n, f in self.fields.items() if f.required and n not in values]
-        if missing:
+        if not self._required <= values.keys():
+            missing = [n for n, f in fields.items() if f.required and n not in values]
             raise InputError(
                 f"collection '{self.name}' is missing required field(s): {', '.join(missing)}"
             )
         return {
             name: f.normalize(values[name], max_value_bytes=max_value_bytes)
-            for name, f in self.fields.items()
+            for name, f in fields.items()
             if name in values
         }
+
+    @functools.cached_property
+    def _required(self) -> frozenset[str]:
+        return frozenset(name for name, f in self.fields.items() if f.required)
 
     def _names(self) -> str:
         return ", ".join(self.fields)
@@ -242,8 +252,12 @@ class Schema:
         Raises:
             InputError: the ID number is malformed (the message names the problem).
         """
+        return self._subject_spec.normalize(id_number)
+
+    @functools.cached_property
+    def _subject_spec(self) -> Field:
         collection, field = self.subject_field
-        return self.collection(collection).field(field).normalize(id_number)
+        return self.collection(collection).field(field)
 
 
 @functools.cache
