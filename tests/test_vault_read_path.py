@@ -85,3 +85,22 @@ def test_every_fast_read_is_in_the_ledger(vault: Vault) -> None:
     assert {e.subject for _, e in events} == {vault.pseudonym(p.id_number) for p in PEOPLE}
     assert all(e.fields == ("name",) and e.count == 1 for _, e in events)
     vault.ledger.verify()
+
+
+def test_remembered_subjects_stay_right_when_the_memo_overflows(
+    vault: Vault, tmp_path: Path, store_settings: StoreSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Subject refs and pseudonyms are remembered per vault (bounded); a memo that fills up
+    # and starts again must still give each subject its own records and pseudonym.
+    monkeypatch.setattr("custodes.vault._SUBJECTS_MAX", 2)
+    assert len(vault._subjects) == len(PEOPLE)  # remembered from writing their records
+    vault._subjects.clear()
+    reader = Access(vault.principal("chk-1"), "open_check")
+    for _ in range(2):
+        for person in reversed(PEOPLE):
+            (record,) = vault.get(reader, "identity", person.id_number)
+            assert record.values == {"name": person.name, "id_number": person.id_number}
+    assert len(vault._subjects) <= 2
+    with Vault.open(vault.settings) as fresh:  # nothing remembered: computed from the keys
+        for person in PEOPLE:
+            assert vault.pseudonym(person.id_number) == fresh.pseudonym(person.id_number)

@@ -61,6 +61,9 @@ __all__ = ["MAX_ALERT_NOTE", "Record", "Vault"]
 _PATTERN_CHARS = frozenset("*%?")
 # An acknowledgement names its alert by id (a hex digest, see custodes.detect.AlertBook).
 _ALERT_ID = re.compile(r"[0-9a-f]{8,64}")
+# Subjects whose ref and pseudonym (two HMACs) are remembered; a bulk load meets each subject
+# in several collections' batches. The ID numbers kept are those the ID-number memo keeps.
+_SUBJECTS_MAX = 65_536
 MAX_ALERT_NOTE = 2000  # characters of an auditor's note on an acknowledged alert
 _log = logging.getLogger(__name__)
 
@@ -150,6 +153,7 @@ class Vault:
             self._write_events
         )
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
+        self._subjects: dict[str, _Subject] = {}  # normalized ID number -> subject
         self._readers: dict[str, threading.Lock] = {}
         self._readers_lock = threading.Lock()
         self._zone = ZoneInfo(policy.timezone)
@@ -743,9 +747,18 @@ class Vault:
         return self._envelope.seal_audit(text.encode(), context=context).hex()
 
     def _subject(self, id_number: str) -> _Subject:
-        normalized = self.schema.normalize_subject(id_number)
-        ref = self._index.subject_ref(normalized)
-        return _Subject(ref=ref, pseudonym=self._index.pseudonym_of_ref(ref))
+        return self._keyed(self.schema.normalize_subject(id_number))
+
+    def _keyed(self, normalized: str) -> _Subject:
+        """The subject of a normalized ID number: its ref and pseudonym never change."""
+        known = self._subjects.get(normalized)
+        if known is None:
+            ref = self._index.subject_ref(normalized)
+            known = _Subject(ref=ref, pseudonym=self._index.pseudonym_of_ref(ref))
+            if len(self._subjects) >= _SUBJECTS_MAX:
+                self._subjects.clear()
+            self._subjects[normalized] = known
+        return known
 
     def _check_fields(self, coll: Collection, fields: Sequence[str] | None) -> list[str] | None:
         if fields is None:
@@ -766,8 +779,7 @@ class Vault:
         known = subjects.get(subject) if type(subject) is str else None
         if known is None:
             normalized = self.schema.normalize_subject(subject)
-            ref = self._index.subject_ref(normalized)
-            known = (normalized, _Subject(ref=ref, pseudonym=self._index.pseudonym_of_ref(ref)))
+            known = (normalized, self._keyed(normalized))
             if type(subject) is str:
                 subjects[subject] = known
         normalized, subj = known
