@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from custodes.crypto import BlindIndex
+from custodes.crypto._blind import _HEADS_MAX
+from custodes.crypto._keys import length_prefixed
 from custodes.errors import InputError
 
 INDEX = BlindIndex(tenant="t", index_key=b"\x01" * 32, pseudonym_key=b"\x02" * 32)
@@ -38,3 +42,33 @@ def test_tokens_refuse_what_is_not_text_naming_the_field_not_the_value(bad: obje
     with pytest.raises(InputError, match="value of field 'phone'") as raised:
         INDEX.tokens("identity", "phone", ["13800000000", bad])  # type: ignore[list-item]
     assert "13800000000" not in str(raised.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(collection=st.text(max_size=12), field=st.text(max_size=12), value=st.text(max_size=40))
+def test_a_token_is_the_hmac_of_the_documented_input(
+    collection: str, field: str, value: str
+) -> None:
+    # docs/architecture.md: HMAC-SHA256(index key, length_prefixed("field", tenant, collection,
+    # field, value)); the encoded head of each (collection, field) is kept between calls.
+    try:
+        message = length_prefixed(b"field", b"t", *(p.encode() for p in (collection, field, value)))
+    except UnicodeEncodeError:
+        with pytest.raises(InputError):
+            INDEX.token(collection, field, value)
+        return
+    for _ in range(2):
+        assert INDEX.token(collection, field, value) == hmac.digest(b"\x01" * 32, message, "sha256")
+
+
+def test_tokens_stay_right_past_the_kept_heads() -> None:
+    index = BlindIndex(tenant="t", index_key=b"\x01" * 32, pseudonym_key=b"\x02" * 32)
+    expected = [index.tokens(f"c{i}", "f", ["v"])[0] for i in range(_HEADS_MAX + 50)]
+    assert [index.token(f"c{i}", "f", "v") for i in range(_HEADS_MAX + 50)] == expected
+    assert [index.token(f"c{i}", "f", "v") for i in range(_HEADS_MAX + 50)] == expected
+
+
+@pytest.mark.parametrize("names", [(17, "f"), ("c", b"f"), (["c"], "f")])
+def test_a_token_of_names_that_are_not_text_is_refused(names: tuple[object, object]) -> None:
+    with pytest.raises(InputError):
+        INDEX.token(*names, "v")  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from custodes.errors import ConfigError, InputError
 __all__ = ["BlindIndex"]
 
 _PSEUDONYM_BYTES = 16
+_HEADS_MAX = 1024  # (collection, field) pairs whose HMAC input head is kept
 _U32 = struct.Struct(">I").pack  # as in ``length_prefixed``
 
 
@@ -45,6 +46,7 @@ class BlindIndex:
         self._subject_head = length_prefixed(b"subject", self._tenant)
         self._field_head = length_prefixed(b"field", self._tenant)
         self._pseudonym_head = length_prefixed(b"pseudonym", self._tenant)
+        self._field_heads: dict[tuple[str, str], bytes] = {}
 
     def __repr__(self) -> str:
         return f"BlindIndex(tenant={self.tenant!r})"
@@ -64,12 +66,20 @@ class BlindIndex:
         Raises:
             InputError: an argument is not valid text.
         """
-        message = self._field_head + length_prefixed(
-            utf8(collection, "collection"),
-            utf8(field, "field"),
-            utf8(value, f"value of field {field!r}"),
-        )
-        return _mac(self._index_key, message)
+        names = (collection, field)
+        head = self._field_heads.get(names) if type(collection) is type(field) is str else None
+        if head is None:
+            head = self._field_head + length_prefixed(
+                utf8(collection, "collection"), utf8(field, "field")
+            )
+            if len(self._field_heads) < _HEADS_MAX:
+                self._field_heads[names] = head
+        try:
+            raw = value.encode("utf-8")
+        except (AttributeError, UnicodeEncodeError):
+            raw = utf8(value, f"value of field {field!r}")  # raises, naming the field
+        # The bytes of length_prefixed(collection, field, value), the first two encoded once.
+        return _mac(self._index_key, head + length_prefixed(raw))
 
     def tokens(self, collection: str, field: str, values: Iterable[str]) -> list[bytes]:
         """Return the lookup tokens of many values of one field: ``token`` of each, computed
