@@ -43,6 +43,23 @@ events = st.builds(
 )
 
 
+PLAIN = AccessEvent(
+    ts=datetime(2026, 1, 1, tzinfo=UTC),
+    accessor="a",
+    org="o",
+    role="r",
+    action="get",
+    collection=None,
+    fields=(),
+    subject=None,
+    purpose="p",
+    case=None,
+    decision="allow",
+    reason="why",
+    count=1,
+)
+
+
 def reference(event: AccessEvent, seq: int | None) -> bytes:
     body: dict[str, object] = {
         "v": 1,
@@ -83,23 +100,8 @@ def test_the_halves_join_around_any_position_into_the_entry(event: AccessEvent, 
 
 @pytest.mark.parametrize("seq", [True, 1.0, "3", None.__class__])
 def test_a_position_that_is_not_an_int_is_refused(seq: object) -> None:
-    event = AccessEvent(
-        ts=datetime(2026, 1, 1, tzinfo=UTC),
-        accessor="a",
-        org="o",
-        role="r",
-        action="get",
-        collection=None,
-        fields=(),
-        subject=None,
-        purpose="p",
-        case=None,
-        decision="allow",
-        reason="why",
-        count=1,
-    )
     with pytest.raises(TypeError, match="seq must be an int"):
-        event.canonical(seq)  # type: ignore[arg-type]
+        PLAIN.canonical(seq)  # type: ignore[arg-type]
 
 
 @given(events)
@@ -120,22 +122,7 @@ def test_strings_that_need_escaping_are_escaped_as_json_does(event: AccessEvent)
     ],
 )
 def test_values_of_undeclared_types_still_encode_as_json_does(odd: dict[str, object]) -> None:
-    event = AccessEvent(
-        ts=datetime(2026, 1, 1, tzinfo=UTC),
-        accessor="a",
-        org="o",
-        role="r",
-        action="get",
-        collection=None,
-        fields=("name",),
-        subject=None,
-        purpose="p",
-        case=None,
-        decision="allow",
-        reason="why",
-        count=1,
-    )
-    odd_event = replace(event, **odd)  # type: ignore[arg-type]
+    odd_event = replace(PLAIN, **{"fields": ("name",), **odd})  # type: ignore[arg-type]
     assert odd_event._halves_fast() is None  # the general path
     assert odd_event.canonical(7) == reference(odd_event, 7)
     assert odd_event.canonical() == reference(odd_event, None)
@@ -144,21 +131,7 @@ def test_values_of_undeclared_types_still_encode_as_json_does(odd: dict[str, obj
 
 
 def test_lone_surrogates_are_refused_as_before() -> None:
-    event = AccessEvent(
-        ts=datetime(2026, 1, 1, tzinfo=UTC),
-        accessor="\ud800",
-        org="o",
-        role="r",
-        action="get",
-        collection=None,
-        fields=(),
-        subject=None,
-        purpose=None,
-        case=None,
-        decision="deny",
-        reason="why",
-        count=0,
-    )
+    event = replace(PLAIN, accessor="\ud800", purpose=None, decision="deny", count=0)
     with pytest.raises(UnicodeEncodeError):
         reference(event, 0)
     with pytest.raises(UnicodeEncodeError):
