@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from custodes.crypto import BlindIndex
 from custodes.crypto._blind import _HEADS_MAX
-from custodes.crypto._keys import length_prefixed
+from custodes.crypto._keys import length_prefixed, prefixed_text, text_part, utf8
 from custodes.errors import InputError
 
 INDEX = BlindIndex(tenant="t", index_key=b"\x01" * 32, pseudonym_key=b"\x02" * 32)
@@ -72,3 +72,24 @@ def test_tokens_stay_right_past_the_kept_heads() -> None:
 def test_a_token_of_names_that_are_not_text_is_refused(names: tuple[object, object]) -> None:
     with pytest.raises(InputError):
         INDEX.token(*names, "v")  # type: ignore[arg-type]
+
+
+@given(st.text(max_size=30) | st.integers() | st.binary(max_size=4))
+def test_one_text_part_is_length_prefixed_utf8_or_the_same_error(value: object) -> None:
+    try:
+        expected = length_prefixed(utf8(value, "record id"))  # type: ignore[arg-type]
+    except InputError as exc:
+        assert text_part(value) is None
+        with pytest.raises(InputError, match="record id") as raised:
+            prefixed_text(value, "record id")  # type: ignore[arg-type]
+        assert str(raised.value) == str(exc)
+        return
+    assert text_part(value) == expected
+    assert prefixed_text(value, "record id") == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["ok\ud800", b"bytes", 17])
+def test_a_token_refuses_what_is_not_text_naming_the_field_not_the_value(bad: object) -> None:
+    with pytest.raises(InputError, match="value of field 'phone'") as raised:
+        INDEX.token("identity", "phone", bad)  # type: ignore[arg-type]
+    assert "ok" not in str(raised.value)

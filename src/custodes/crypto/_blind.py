@@ -11,7 +11,7 @@ import hmac
 import struct
 from collections.abc import Iterable, Sequence
 
-from custodes.crypto._keys import KEY_BYTES, length_prefixed, utf8
+from custodes.crypto._keys import KEY_BYTES, length_prefixed, text_part, utf8
 from custodes.errors import ConfigError, InputError
 
 __all__ = ["BlindIndex"]
@@ -74,12 +74,11 @@ class BlindIndex:
             )
             if len(self._field_heads) < _HEADS_MAX:
                 self._field_heads[names] = head
-        try:
-            raw = value.encode("utf-8")
-        except (AttributeError, UnicodeEncodeError):
-            raw = utf8(value, f"value of field {field!r}")  # raises, naming the field
         # The bytes of length_prefixed(collection, field, value), the first two encoded once.
-        return _mac(self._index_key, head + length_prefixed(raw))
+        part = text_part(value)
+        if part is None:  # raises, naming the field (never the value)
+            part = length_prefixed(utf8(value, f"value of field {field!r}"))
+        return _mac(self._index_key, head + part)
 
     def tokens(self, collection: str, field: str, values: Iterable[str]) -> list[bytes]:
         """Return the lookup tokens of many values of one field: ``token`` of each, computed

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from custodes.crypto._keys import KEY_BYTES, RootKeys, length_prefixed, utf8
+from custodes.crypto._keys import KEY_BYTES, RootKeys, length_prefixed, prefixed_text, utf8
 from custodes.crypto._keystore import SubjectKeyStore
 from custodes.errors import ConfigError, IntegrityError, NotFound
 
@@ -171,7 +171,7 @@ class Envelope:
         Raises:
             InputError: a name is not valid text.
         """
-        record_head = self._ad_head(collection) + length_prefixed(utf8(record_id, "record id"))
+        record_head = self._ad_head(collection) + prefixed_text(record_id, "record id")
         tail, encrypt, field_parts = key._ad_tail, key._aead.encrypt, self._ad_fields
         # 96 random bits per field, as in _seal; one system call instead of one per field.
         nonces = os.urandom(NONCE_BYTES * len(values))
@@ -217,7 +217,7 @@ class Envelope:
         """
         # The AD is built from parts encoded once per collection, record, field and subject;
         # the bytes are those of _field_ad.
-        record_head = self._ad_head(collection) + length_prefixed(utf8(record_id, "record id"))
+        record_head = self._ad_head(collection) + prefixed_text(record_id, "record id")
         tail, aead, field_parts = key._ad_tail, key._aead, self._ad_fields
         opened: dict[str, bytes] = {}
         for name in names:

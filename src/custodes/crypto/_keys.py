@@ -26,6 +26,8 @@ __all__ = [
     "RootKeys",
     "demo_root_secret",
     "length_prefixed",
+    "prefixed_text",
+    "text_part",
     "utf8",
 ]
 
@@ -55,6 +57,28 @@ def length_prefixed(*parts: bytes) -> bytes:
         return b"".join([_U32(len(part)) + part for part in parts])
     except struct.error:
         raise InputError("a value bound into a key or ciphertext is longer than 4 GiB") from None
+
+
+def prefixed_text(value: str, what: str) -> bytes:
+    """Return ``length_prefixed(utf8(value, what))`` (one text part, on hot paths).
+
+    Raises:
+        InputError: as :func:`utf8` and :func:`length_prefixed`.
+    """
+    part = text_part(value)
+    return length_prefixed(utf8(value, what)) if part is None else part
+
+
+def text_part(value: object) -> bytes | None:
+    """Return ``length_prefixed(utf8(value, ...))``, or ``None`` where that would raise: the
+    caller then builds its error message (only then)."""
+    if type(value) is not str:
+        return None
+    try:
+        raw = value.encode("utf-8")
+        return _U32(len(raw)) + raw
+    except (UnicodeEncodeError, struct.error):
+        return None
 
 
 def utf8(value: str, what: str) -> bytes:
