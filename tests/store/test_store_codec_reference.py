@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 
 from custodes.errors import StoreError
 from custodes.model import AccessEvent
-from custodes.store._codec import decode_fields, encode_fields, event_params
+from custodes.store import encode_events
+from custodes.store._codec import decode_fields, encode_fields, event_columns, event_params
 
 
 def _take(data: bytes, pos: int, prefix: struct.Struct, what: str) -> tuple[bytes, int]:
@@ -120,3 +122,55 @@ def test_event_fields_column_is_the_json_of_the_names(names: list[str]) -> None:
     column = event_params(0, event)[7]
     assert column == json.dumps(names, separators=(",", ":"), ensure_ascii=False)
     assert json.loads(column) == names
+
+
+# A few shared objects, so that neighbouring events hold the very same ones (as a bulk write's
+# do) or equal values of other types (1 and True), with subjects of every kind.
+_MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+_TEMPLATE = AccessEvent(
+    ts=_MOMENT,
+    accessor="loader",
+    org="registry",
+    role="registrar",
+    action="put",
+    collection="identity",
+    fields=("id_number", "name"),
+    subject="0" * 32,
+    purpose="registration",
+    case=None,
+    decision="allow",
+    reason="allowed by grant registrar/registration",
+    count=1,
+)
+_CHANGES = st.sampled_from(
+    [
+        {},
+        {},
+        {},
+        {"ts": datetime(2026, 3, 1, 12, 0, tzinfo=UTC)},  # equal, another object
+        {"count": True},
+        {"break_glass": 1},
+        {"fields": ("id_number", 3)},
+        {"fields": ["id_number", "name"]},
+        {"justification": "sealed"},
+        {"reason": 'quote " and ,"ts": inside'},
+        {"case": "case-1"},
+    ]
+)
+_SUBJECTS = st.none() | st.text(max_size=40) | st.sampled_from([7, 'x","ts":"y'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_CHANGES, _SUBJECTS), max_size=12))
+def test_encoded_events_are_each_events_own_encoding(
+    changes: list[tuple[dict[str, object], object]],
+) -> None:
+    events = [replace(_TEMPLATE, subject=subject, **change) for change, subject in changes]  # type: ignore[arg-type]
+    try:
+        expected = [(event.canonical_halves(), event_columns(event)) for event in events]
+    except (TypeError, UnicodeEncodeError):
+        with pytest.raises((TypeError, UnicodeEncodeError)):
+            encode_events(events)
+        return
+    encoded = encode_events(events)
+    assert list(zip(encoded.halves, encoded.columns, strict=True)) == expected
