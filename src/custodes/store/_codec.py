@@ -288,7 +288,7 @@ def encode_events(events: Sequence[AccessEvent]) -> EncodedEvents:
             halves.append(
                 (halves[-1][0], b'"subject":%s%s' % (encode_basestring(subject).encode(), after))
             )
-            columns.append((*row[:7], subject, *row[8:]))
+            columns.append((*row[:_SUBJECT_AT], subject, *row[_SUBJECT_AT + 1 :]))
             continue
         # Reusable only if taken by the direct encoding (a str subject, declared types).
         fast = event._halves_fast() if type(subject) is str else None
@@ -332,8 +332,11 @@ def event_params(seq: int, event: AccessEvent) -> tuple[Any, ...]:
     return (seq, *event_columns(event))
 
 
+_SUBJECT_AT = 7  # the subject's place in event_columns
+
+
 def event_columns(event: AccessEvent) -> tuple[Any, ...]:
-    """Row values for the columns of ``events`` after ``seq``."""
+    """Row values for the columns of ``events`` after ``seq`` (the subject at ``_SUBJECT_AT``)."""
     return (
         event.ts.isoformat(),
         event.accessor,
