@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ import pytest
 from custodes.clock import ManualClock
 from custodes.config import StoreSettings
 from custodes.errors import AccessDenied, AuditFailure, InputError
+from custodes.model import record_id_head
 from custodes.schema import Schema
 from custodes.sim import Person, generate_people, sample_records
 from custodes.store._postgres import _COPY_MIN
@@ -112,6 +114,29 @@ def test_bulk_ingest_round_trips_every_record(vault: Vault) -> None:
     vault.ledger.verify()
     for name, items in RECORDS.items():
         assert_records_open(vault, name, items, ids[name])
+
+
+def test_record_ids_sort_by_creation_time_and_are_otherwise_random(tmp_path: Path) -> None:
+    """An id is 12 hex digits of its creation time in milliseconds, then 80 random bits: a
+    later batch's ids sort after an earlier one's (new records go to the end of the id index),
+    and the ids of one batch share only that head."""
+    clock = ManualClock(START)
+    with make_vault(tmp_path / "home", StoreSettings(backend="sqlite"), clock) as vault:
+        reg = access(vault, "reg-1", "registration")
+        items = RECORDS["identity"][:40]
+        first = vault.put_many(reg, "identity", items[:20])
+        clock.advance(timedelta(milliseconds=1))
+        second = vault.put_many(reg, "identity", items[20:])
+        clock.advance(timedelta(days=400))
+        third = vault.put_many(reg, "identity", items[:20])
+    head = record_id_head(START)
+    assert head == f"{int(START.timestamp() * 1000):012x}"
+    assert {i[:12] for i in first} == {head} and len({i[12:] for i in first}) == 20
+    assert max(first) < min(second) and max(second) < min(third)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first + second + third)
+    # Twelve digits from 1970 to the last datetime; a time before 1970 gives zeros.
+    assert record_id_head(datetime(1969, 1, 1, tzinfo=UTC)) == "0" * 12
+    assert len(record_id_head(datetime.max.replace(tzinfo=UTC))) == 12
 
 
 def test_bulk_ingest_is_readable_and_findable_through_the_vault(vault: Vault) -> None:

@@ -37,6 +37,7 @@ from custodes.errors import (
 )
 from custodes.ledger import CheckpointLog, Ledger
 from custodes.model import (
+    RECORD_ID_RANDOM_HEX,
     Access,
     AccessEvent,
     Accessor,
@@ -46,6 +47,7 @@ from custodes.model import (
     IndexEntry,
     Principal,
     StoredRecord,
+    record_id_head,
 )
 from custodes.policy import Policy, add_subjects, approve_case, close_case, new_case_id, open_case
 from custodes.schema import Collection, Schema
@@ -307,7 +309,7 @@ class Vault:
         ]
         keys = self._envelope.subject_keys([s.ref for s, _ in prepared], create=True)
         indexed = coll.indexed_fields
-        ids = _record_ids(len(prepared))
+        ids = _record_ids(len(prepared), now)
         rows = [
             self._seal_record(coll, subj, clean, keys[subj.ref], now, record_id, indexed)
             for (subj, clean), record_id in zip(prepared, ids, strict=True)
@@ -1125,7 +1127,10 @@ class Vault:
             )
 
 
-def _record_ids(count: int) -> list[str]:
-    """Return ``count`` new record ids: 128 random bits each, as hex (one read of the source)."""
-    raw = secrets.token_hex(16 * count)
-    return [raw[start : start + 32] for start in range(0, 32 * count, 32)]
+def _record_ids(count: int, created_at: datetime) -> list[str]:
+    """Return ``count`` new ids of records created at ``created_at``: its time head (see
+    ``record_id_head``) and 80 random bits each, as hex (one read of the random source)."""
+    head = record_id_head(created_at)
+    raw = secrets.token_hex(RECORD_ID_RANDOM_HEX // 2 * count)
+    step = RECORD_ID_RANDOM_HEX
+    return [head + raw[start : start + step] for start in range(0, step * count, step)]

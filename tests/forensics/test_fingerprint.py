@@ -37,7 +37,7 @@ from custodes.forensics import (
 )
 from custodes.forensics._leak import detect_roles
 from custodes.forensics._registry import EXPORTS_FILE, folder
-from custodes.model import Access, Accessor, Action
+from custodes.model import Access, Accessor, Action, record_id_head
 from custodes.sim import generate_people, sample_records
 from custodes.vault import Vault
 from tests.conftest import fresh_pg_database
@@ -288,6 +288,10 @@ def test_real_values_are_unchanged_and_canaries_are_nobody(exports: Exports) -> 
     canaries = [r for r in canonical if r["id_number"] not in ids]
     assert len(canaries) == export.canary_rows == 15  # 1.5% of 1000
     assert export.real_rows == PEOPLE and len(export.records) == PEOPLE + 15
+    # Canaries' ids are shaped like real ones: the time head of a real creation time.
+    for record in export.records:
+        assert len(record.record_id) == 32 and int(record.record_id, 16) >= 0
+        assert record.record_id[:12] == record_id_head(record.created_at)
     for row in canaries:
         assert set(row) == set(real[0])  # the same shape
         assert coll.validate(row) == row  # valid values (checksums, dates, phones)

@@ -55,7 +55,7 @@ from custodes.forensics._watermark import (
     mark_value,
     observe,
 )
-from custodes.model import Access, Action
+from custodes.model import RECORD_ID_RANDOM_HEX, Access, Action, record_id_head
 from custodes.schema import Collection, FieldType
 from custodes.vault import Record
 
@@ -324,7 +324,9 @@ def _canaries(
             row = _canary_row(vault, coll, key, values)
             if _vetted(vault, coll, values, row, taken):
                 taken.update(token for token, _ in row.anchors)
-                record_id = f"{rng.getrandbits(128):032x}"
+                # Shaped like a real id: its time head is the donor's creation time.
+                tail = f"{rng.getrandbits(4 * RECORD_ID_RANDOM_HEX):0{RECORD_ID_RANDOM_HEX}x}"
+                record_id = record_id_head(donor.created_at) + tail
                 made.append((Record(record_id, coll.name, donor.created_at, values), row))
                 break
         else:
