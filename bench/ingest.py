@@ -104,12 +104,13 @@ def _vault_ingest(
         vault.add_accessor(Accessor("bulk-loader", "registry", "registrar"))
         loader = Access(vault.principal("bulk-loader"), "registration")
         if workers == 0:
-            elapsed = _time_batches(
-                items,
-                size,
-                f"vault put_many ({backend})",
-                lambda collection, batch: vault.put_many(loader, collection, batch),
-            )
+            with vault.store.bulk_writes():  # as custodes.bulk.load does
+                elapsed = _time_batches(
+                    items,
+                    size,
+                    f"vault put_many ({backend})",
+                    lambda collection, batch: vault.put_many(loader, collection, batch),
+                )
         else:
             elapsed = _time_load(settings, loader, items, size, workers)
         written = sum(len(rows) for rows in items.values())

@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
 from typing import Any
@@ -155,18 +156,19 @@ def _load_here(
 ) -> LoadReport:
     done: list[int] = []
     records = 0
-    for position, batch in enumerate(batches):
-        collection, items = _parts(position, batch, done)
-        try:
-            ids = vault.put_many(access, collection, items)
-        except CustodesError as exc:
-            raise BulkLoadError(
-                position, collection, type(exc).__name__, exc.diagnostics(), done
-            ) from exc
-        done.append(position)
-        records += len(ids)
-        if on_batch is not None:
-            on_batch(position, ids)
+    with vault.store.bulk_writes():
+        for position, batch in enumerate(batches):
+            collection, items = _parts(position, batch, done)
+            try:
+                ids = vault.put_many(access, collection, items)
+            except CustodesError as exc:
+                raise BulkLoadError(
+                    position, collection, type(exc).__name__, exc.diagnostics(), done
+                ) from exc
+            done.append(position)
+            records += len(ids)
+            if on_batch is not None:
+                on_batch(position, ids)
     return LoadReport(batches=len(done), records=records, workers=1)
 
 
@@ -248,9 +250,11 @@ _vault: Vault | None = None
 
 
 def _start_worker(settings: Settings) -> None:
-    global _vault  # one vault per worker process, opened once
-    _vault = Vault.open(settings)
-    Finalize(_vault, _vault.close, exitpriority=10)
+    global _vault  # one vault per worker process, opened once, tuned for bulk writes
+    with ExitStack() as stack:
+        _vault = stack.enter_context(Vault.open(settings))
+        stack.enter_context(_vault.store.bulk_writes())
+        Finalize(_vault, stack.pop_all().close, exitpriority=10)
 
 
 def _write_batch(access: Access, collection: str, items: Items) -> _Outcome:

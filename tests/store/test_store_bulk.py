@@ -7,6 +7,7 @@ PostgreSQL sends batches of at least ``_COPY_MIN`` rows with binary COPY instead
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,7 +18,7 @@ from custodes.errors import StoreError
 from custodes.ledger import Ledger
 from custodes.ledger.merkle import leaf_hash
 from custodes.model import IndexEntry, StoredRecord
-from custodes.store import EncodedEvents, Store, encode_events, encode_records
+from custodes.store import EncodedEvents, SQLiteStore, Store, encode_events, encode_records
 from custodes.store._codec import encode_fields, record_params
 from custodes.store._postgres import _COPY_MIN
 
@@ -147,3 +148,37 @@ def test_record_params_uses_the_given_time_text_or_formats_its_own() -> None:
     record = _record("r", _ref(1))
     assert record_params(record)[3] == "2024-03-01T09:30:15.123456+00:00"
     assert record_params(record, "given")[3] == "given"
+
+
+def test_bulk_writes_commit_the_same_and_end_cleanly(store: Store) -> None:
+    """On either backend a bulk session changes how the connection commits, not what: the
+    batch reads back, and a failure inside it still rolls back and ends the session."""
+    batch = _batch("b")
+    with store.bulk_writes():
+        with store.transaction() as tx:
+            tx.insert_records(batch)
+        with pytest.raises(StoreError), store.bulk_writes(), store.transaction() as tx:
+            tx.insert_records(_batch("b", 1))  # an id that exists already
+    assert [store.record(r.record_id) for r, _ in batch] == [r for r, _ in batch]
+    with store.transaction() as tx:  # the connection is usable after the session
+        tx.insert_records(_batch("after", 1))
+    assert store.record("after-0") is not None
+
+
+def test_sqlite_bulk_writes_checkpoint_less_often_until_they_end(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    store.migrate()
+
+    def every() -> int:
+        return int(store._fetch("read", "PRAGMA wal_autocheckpoint", ())[0][0])
+
+    try:
+        assert every() == 1000  # SQLite's default: a checkpoint per 4 MiB of 4 KiB pages
+        with store.bulk_writes():
+            assert every() == 64 * 1024 * 1024 // 4096
+        assert every() == 1000
+        with pytest.raises(RuntimeError), store.bulk_writes():
+            raise RuntimeError("a load that fails half way")
+        assert every() == 1000  # restored on the way out of a failure too
+    finally:
+        store.close()

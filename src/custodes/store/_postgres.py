@@ -249,6 +249,11 @@ class PostgresStore(SQLReads):
         return None if value is None else int(value[0])
 
     @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Nothing to tune: the server checkpoints on its own schedule."""
+        yield
+
+    @contextmanager
     def transaction(self) -> Iterator[_PostgresTx]:
         """Open a write transaction; commit on a clean exit.
 

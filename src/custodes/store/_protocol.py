@@ -121,6 +121,10 @@ class Store(Protocol):
     def migrate(self) -> None:
         """Create the tables if they do not exist yet (idempotent)."""
 
+    def bulk_writes(self) -> AbstractContextManager[None]:
+        """While open, tune this connection for a run of large transactions (a bulk load);
+        what is written and committed is the same. Raises ``StoreError`` if it cannot."""
+
     def transaction(self) -> AbstractContextManager[StoreTx]:
         """Open a write transaction; raise :class:`~custodes.errors.StoreError` on failure.
 
