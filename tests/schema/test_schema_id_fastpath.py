@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stdnum import numdb
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
@@ -64,3 +68,38 @@ def test_a_region_stdnum_cannot_look_up_is_a_clear_error_not_a_crash() -> None:
     number = body + ric.calc_check_digit(body + "0")
     with pytest.raises(NormalizeError, match=r"region|place|birth"):
         id_number(number)
+
+
+def _regions() -> list[tuple[str, str]]:
+    """Every six-digit region prefix of stdnum's ``cn/loc`` database and its county text."""
+    out: list[tuple[str, str]] = []
+
+    def walk(prefixes: list[Any], head: str) -> None:
+        for length, low, high, props, children in prefixes:
+            for value in range(int(low), int(high) + 1):
+                code = head + f"{value:0{length}d}"
+                if len(code) == 6:
+                    out.append((code, props.get("county", "")))
+                walk(children, code)
+
+    walk(numdb.get("cn/loc").prefixes, "")
+    return out
+
+
+def test_agrees_with_stdnum_on_every_region_at_the_edges_of_its_years() -> None:
+    """The region verdict is memoized per prefix, with the years of its counties read from
+    stdnum's database: for every prefix, at and beside every year a county began or ended
+    (and far before and after), the verdict is stdnum's."""
+    regions = _regions()
+    assert len(regions) > 6000 and sum("[" in county for _, county in regions) > 6000
+    checked = 0
+    for region, county in regions:
+        edges = {int(y) for y in re.findall(r"\d{4}", county)} | {1900, 2025}
+        for year in sorted({e + d for e in edges for d in (-1, 0, 1)}):
+            if not 1900 <= year <= 2025:
+                continue
+            body = f"{region}{year}0615123"
+            number = body + ric.calc_check_digit(body + "0")
+            assert _ours_accepts(number) == _stdnum_accepts(number), number
+            checked += 1
+    assert checked > 50_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -119,6 +120,7 @@ class SQLiteStore(SQLReads):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._conn = _connect(self.path, durability, mmap_mib)
+        self._writer = os.open(str(self.path) + "-writer", os.O_CREAT | os.O_RDWR, 0o600)
 
     def _fetch(self, op: str, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
@@ -173,6 +175,14 @@ class SQLiteStore(SQLReads):
                 inside it (it is then rolled back).
         """
         with self._lock:
+            fcntl.flock(self._writer, fcntl.LOCK_EX)
+            try:
+                yield from self._transaction()
+            finally:
+                fcntl.flock(self._writer, fcntl.LOCK_UN)
+
+    def _transaction(self) -> Iterator[_SQLiteTx]:
+        if True:
             self._control("BEGIN IMMEDIATE", "begin a transaction")
             tx = _SQLiteTx(self._conn)
             tx.tip, self._tip = self._tip, None
