@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import random
 import signal
 import sqlite3
@@ -21,7 +22,7 @@ import pytest
 from custodes.bulk import Batch, BulkLoadError, default_workers, load
 from custodes.clock import ManualClock
 from custodes.config import Settings, StoreSettings
-from custodes.errors import AccessDenied, ConfigError, InputError
+from custodes.errors import AccessDenied, AuditFailure, ConfigError, InputError
 from custodes.model import Access, Accessor
 from custodes.schema import Schema
 from custodes.sim import generate_people, sample_records
@@ -218,11 +219,12 @@ def test_a_killed_worker_leaves_whole_batches_only(vault: Vault) -> None:
     assert killed
     assert info.value.cause == "BrokenProcessPool"
     assert "stopped unexpectedly" in info.value.diagnostics()
+    assert "was not committed" in info.value.diagnostics()
     vault.ledger.verify()
-    # A batch a worker was killed in either committed whole or left nothing: records and
-    # events agree, and at least the batches reported as committed are there.
+    # Workers only prepare; this process commits. So what is there is exactly the batches
+    # reported as committed, with their events, and nothing of the killed workers' batches.
     reported = sum(len((BATCHES * 4)[p][1]) for p in info.value.committed)
-    assert count_rows(vault, "records") == vault.store.event_count() >= reported
+    assert count_rows(vault, "records") == vault.store.event_count() == reported
 
 
 def test_workers_must_be_a_small_positive_number(vault: Vault) -> None:
@@ -327,3 +329,48 @@ def test_one_batch_cannot_carry_more_new_subjects_than_the_daily_limit(
         with pytest.raises(AccessDenied):
             vault.put(limited, "identity", *items[8])
         assert count_rows(vault, "records") == 8
+
+
+def test_a_prepared_batch_writes_nothing_until_it_is_committed(
+    tmp_path: Path, store_settings: StoreSettings
+) -> None:
+    """What a worker does (``prepare_puts``) leaves no record and no event; the commit, in
+    another vault on the same home as the loading process's, writes them all at once."""
+    with make_vault(tmp_path / "home", store_settings, ManualClock(START)) as worker:
+        reg = access(worker, "reg-1", "registration")
+        name, items = BATCHES[0]
+        prepared = worker.prepare_puts(reg, name, items)
+        assert count_rows(worker, "records") == worker.store.event_count() == 0
+        with Vault.open(worker.settings) as loader:
+            crossed = pickle.loads(pickle.dumps(prepared))  # noqa: S301 (our own bytes)
+            ids = loader.commit_puts(crossed)  # as it crosses from a worker process
+        assert ids == prepared.ids and len(ids) == len(items)
+        assert_records_open(worker, name, items, ids)
+        assert worker.store.event_count() == len(items)
+        worker.ledger.verify()
+
+
+def test_a_failing_commit_of_a_prepared_batch_writes_nothing(vault: Vault) -> None:
+    reg = access(vault, "reg-1", "registration")
+    name, items = BATCHES[0]
+    prepared = vault.prepare_puts(reg, name, items)
+    break_event_table(vault)
+    with pytest.raises(AuditFailure):
+        vault.commit_puts(prepared)
+    assert count_rows(vault, "records") == vault.store.event_count() == 0
+
+
+def test_writes_decided_by_more_than_names_cannot_be_prepared(
+    tmp_path: Path, store_settings: StoreSettings
+) -> None:
+    """A daily limit counts subjects as writes commit, so a batch decided under one must go
+    through ``put_many``: ``prepare_puts`` refuses it and writes nothing, denial included."""
+    settings = home_with_grants(tmp_path / "home", store_settings, LIMITED)
+    with Vault.open(settings) as vault:
+        vault.add_accessor(Accessor("reg-1", "registry", "registrar"))
+        limited = Access(vault.principal("reg-1"), "limited_registration")
+        name, items = next(batch for batch in BATCHES if batch[0] == "identity")
+        with pytest.raises(InputError, match="put_many"):
+            vault.prepare_puts(limited, name, items[:3])
+        assert vault.store.event_count() == 0
+        assert len(vault.put_many(limited, name, items[:3])) == 3  # the way they go

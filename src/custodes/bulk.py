@@ -1,19 +1,21 @@
-"""Bulk loading on every core: batches of ``Vault.put_many`` in parallel worker processes.
+"""Bulk loading on every core: batches prepared in parallel worker processes, committed here.
 
 A vault's write path is mostly Python (validation, HMACs, AES-GCM sealing), so one process uses
 one core. :func:`load` spreads the batches of a bulk load over worker processes, each with its
-own :class:`~custodes.vault.Vault` on the same home, so the records of different batches are
-prepared at the same time; each batch is still one ``put_many``: validated and decided whole,
-sealed under its subjects' keys, and committed with one event per record in one transaction,
-or not at all. The backend serializes the commits (SQLite's write lock, PostgreSQL's ledger
-lock); the ledger's order is the order in which batches committed, which need not be the
-order they were given in.
+own :class:`~custodes.vault.Vault` on the same home, which prepare them at the same time
+(``Vault.prepare_puts``: validated and decided whole, sealed under the subjects' keys, encoded
+with one event per record); the calling process commits each prepared batch as it arrives
+(``Vault.commit_puts``), in one transaction, or not at all. One connection does every commit,
+so its page cache stays warm (a SQLite connection's cache is dropped whenever another one
+commits) and no worker ever waits on the write lock. The ledger's order is the order in which
+batches committed, which need not be the order they were given in.
 
 What stays as in one process: the policy decides every record (a denial is recorded and fails
 its batch); a subject met by two batches at once gets one data key (the first stored wins, the
-other batch uses it); checkpoints are signed when due by whichever process committed.
+other batch uses it); checkpoints are signed when due.
 
-On the first failing batch no further batch is started; those already running finish, and
+On the first failing batch no further batch is started; of those already being prepared, the
+ones before it in the input are committed and the ones after it are not, and
 :class:`BulkLoadError` names the failed batch and every batch that committed.
 
 Workers are *spawned* (a fresh interpreter, never a fork of a process holding connections and
@@ -28,7 +30,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
 from typing import Any
@@ -37,22 +38,21 @@ from custodes.config import Settings
 from custodes.errors import CustodesError, InputError
 from custodes.model import Access, Action
 from custodes.policy import Policy
-from custodes.vault import Vault
+from custodes.vault import PreparedPuts, Vault
 
 __all__ = ["Batch", "BulkLoadError", "LoadReport", "default_workers", "load"]
 
 Items = Sequence[tuple[str, Mapping[str, object]]]
 #: One batch: a collection and its (subject ID number, field values) items.
 Batch = tuple[str, Items]
-#: What a worker sends back: the record ids, or the failure's class name and diagnostics.
-_Outcome = list[str] | tuple[str, str]
+#: What a worker sends back: the prepared batch, or the failure's class name and diagnostics.
+_Outcome = PreparedPuts | tuple[str, str]
 
 _MAX_WORKERS = 32
 _DIED = (
     "a worker process stopped unexpectedly (killed, out of memory, or it could not start: a "
     "script that loads with workers must call load() under 'if __name__ == \"__main__\":'); "
-    "whether this batch committed is not known: count its records, or run "
-    "'custodes ledger verify'"
+    "this batch was not committed (workers only prepare batches)"
 )
 
 
@@ -61,7 +61,7 @@ class BulkLoadError(CustodesError):
 
     ``failed`` is the failed batch's position in the input (from 0), ``cause`` the class name
     of its error (``InputError``, ``AccessDenied``, ``AuditFailure``, ...), ``committed`` the
-    positions of the batches that did commit (earlier ones, and any that were running).
+    positions of the batches that did commit (those whose commit came before the failure).
     """
 
     def __init__(
@@ -131,7 +131,7 @@ def load(
     with Vault.open(settings) as vault:  # a bad home fails here, clearly, not in every worker
         if count == 1 or not _decided_by_names(vault.policy, access):
             return _load_here(vault, access, batches, on_batch)
-    return _load_parallel(settings, access, batches, count, on_batch)
+        return _load_parallel(vault, access, batches, count, on_batch)
 
 
 def _decided_by_names(policy: Policy, access: Access) -> bool:
@@ -173,7 +173,7 @@ def _load_here(
 
 
 def _load_parallel(
-    settings: Settings,
+    vault: Vault,
     access: Access,
     batches: Iterable[Batch],
     workers: int,
@@ -186,9 +186,12 @@ def _load_parallel(
     records = 0
     failure: BulkLoadError | None = None
     source = iter(enumerate(batches))
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(settings,)
-    ) as pool:
+    with (
+        vault.store.bulk_writes(),
+        ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker, initargs=(vault.settings,)
+        ) as pool,
+    ):
         while True:
             # Two batches per worker in flight: one being written, one waiting its turn.
             while failure is None and len(running) < 2 * workers:
@@ -201,7 +204,11 @@ def _load_parallel(
                 except BulkLoadError as exc:
                     failure = exc  # every batch before it was submitted: none failed earlier
                     break
-                future = pool.submit(_write_batch, access, collection, items)
+                try:
+                    future = pool.submit(_prepare_batch, access, collection, items)
+                except BrokenProcessPool:  # a worker died before its future told us
+                    failure = BulkLoadError(position, collection, "BrokenProcessPool", _DIED, ())
+                    break
                 running[future] = (position, collection)
             if not running:
                 break
@@ -209,13 +216,23 @@ def _load_parallel(
             for future in finished:
                 position, collection = running.pop(future)
                 try:
-                    ids = future.result()
+                    outcome = future.result()
                 except BrokenProcessPool:
-                    ids = ("BrokenProcessPool", _DIED)
-                if isinstance(ids, tuple):
-                    cause, reason = ids
+                    outcome = ("BrokenProcessPool", _DIED)
+                # A batch after a failed one is not committed; one before it still is, so
+                # that every batch before the failed one has committed (or failed itself).
+                wanted = failure is None or position < failure.failed
+                if wanted and not isinstance(outcome, tuple):
+                    try:  # here, in order of arrival: one connection, its page cache warm
+                        ids = vault.commit_puts(outcome)
+                    except CustodesError as exc:
+                        outcome = (type(exc).__name__, exc.diagnostics())
+                if isinstance(outcome, tuple):
+                    cause, reason = outcome
                     if failure is None or position < failure.failed:
                         failure = BulkLoadError(position, collection, cause, reason, ())
+                    continue
+                if not wanted:
                     continue
                 done.append(position)
                 records += len(ids)
@@ -250,18 +267,17 @@ _vault: Vault | None = None
 
 
 def _start_worker(settings: Settings) -> None:
-    global _vault  # one vault per worker process, opened once, tuned for bulk writes
-    with ExitStack() as stack:
-        _vault = stack.enter_context(Vault.open(settings))
-        stack.enter_context(_vault.store.bulk_writes())
-        Finalize(_vault, stack.pop_all().close, exitpriority=10)
+    global _vault  # one vault per worker process, opened once
+    _vault = Vault.open(settings)
+    Finalize(_vault, _vault.close, exitpriority=10)
 
 
-def _write_batch(access: Access, collection: str, items: Items) -> _Outcome:
-    """Write one batch; a refusal comes back as data (custodes errors need not pickle)."""
+def _prepare_batch(access: Access, collection: str, items: Items) -> _Outcome:
+    """Prepare one batch for the loading process to commit; a refusal comes back as data
+    (custodes errors need not pickle)."""
     if _vault is None:
         raise RuntimeError("the worker's vault is opened by its initializer")
     try:
-        return _vault.put_many(access, collection, items)
+        return _vault.prepare_puts(access, collection, items)
     except CustodesError as exc:
         return type(exc).__name__, exc.diagnostics()

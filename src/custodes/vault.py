@@ -51,12 +51,19 @@ from custodes.model import (
 )
 from custodes.policy import Policy, add_subjects, approve_case, close_case, new_case_id, open_case
 from custodes.schema import Collection, Schema
-from custodes.store import Store, encode_events, encode_records, open_store
+from custodes.store import (
+    EncodedEvents,
+    EncodedRecords,
+    Store,
+    encode_events,
+    encode_records,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from custodes.detect import Monitor
 
-__all__ = ["MAX_ALERT_NOTE", "Record", "Vault"]
+__all__ = ["MAX_ALERT_NOTE", "PreparedPuts", "Record", "Vault"]
 
 # Characters that make a lookup a pattern rather than a value. Exact match only: a vault that
 # answers prefix or wildcard queries is a vault that can be enumerated.
@@ -87,6 +94,18 @@ class Record:
             "created_at": self.created_at.isoformat(),
             "values": dict(self.values),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPuts:
+    """A batch of writes from :meth:`Vault.prepare_puts`: validated, decided, sealed under its
+    subjects' keys and encoded, with one event per record; only the commit is left. It holds
+    ciphertext, keyed tokens and events (which name subjects by pseudonym), never plaintext,
+    so it may cross a process boundary on the same machine (``custodes.bulk``)."""
+
+    ids: list[str]
+    records: EncodedRecords
+    events: EncodedEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,11 +317,60 @@ class Vault:
         records; if the records' transaction then fails, those keys stay, sealing nothing: the
         next write about the subject uses them, and shredding the subject deletes them.
         """
+        prepared, events = self._prepare_puts(access, collection, items, names_only=False)
+        self._commit_prepared(prepared, events)
+        for event in events:
+            self._note_subject(access.principal.accessor, event)
+        return prepared.ids
+
+    def prepare_puts(
+        self,
+        access: Access,
+        collection: str,
+        items: Sequence[tuple[str, Mapping[str, object]]],
+    ) -> PreparedPuts:
+        """Do all that :meth:`put_many` does but the commit; :meth:`commit_puts` commits it.
+
+        For bulk loads: worker processes prepare batches and one process, whose connection
+        keeps its page cache warm, commits them (``custodes.bulk``). Data keys of new subjects
+        are stored and a denial is recorded here, as in ``put_many``; nothing else is written
+        until the commit, and a batch never committed leaves no record and no event.
+
+        Raises:
+            InputError: as ``put_many``, or a write of ``access`` is decided by more than names
+                (a case, break-glass, hours or a daily limit): those count the accessor's
+                subjects as they commit, so they go through ``put_many``.
+            AccessDenied: policy refused a write (recorded).
+            AuditFailure: the denial could not be recorded.
+        """
+        return self._prepare_puts(access, collection, items, names_only=True)[0]
+
+    def commit_puts(self, prepared: PreparedPuts) -> list[str]:
+        """Commit a batch from :meth:`prepare_puts` (possibly of another process on the same
+        home): its records and their events in one transaction; return the record ids.
+
+        Raises:
+            InputError: this vault feeds streaming detection (it takes writes by ``put_many``).
+            AuditFailure: the transaction failed; nothing of the batch was written.
+        """
+        if self._monitor is not None:
+            raise InputError("a vault with streaming detection attached writes by put_many")
+        self._commit_prepared(prepared, None)
+        return prepared.ids
+
+    def _prepare_puts(
+        self,
+        access: Access,
+        collection: str,
+        items: Sequence[tuple[str, Mapping[str, object]]],
+        *,
+        names_only: bool,
+    ) -> tuple[PreparedPuts, list[AccessEvent]]:
         coll = self.schema.collection(collection)
         subjects: dict[str, tuple[str, _Subject]] = {}
         prepared = [self._prepare_write(coll, s, values, subjects) for s, values in items]
         now = self._clock()
-        decisions = self._decide_puts(access, coll, prepared, now)
+        decisions = self._decide_puts(access, coll, prepared, now, names_only=names_only)
         events = [
             self._event(access, Action.PUT, coll.name, tuple(clean), subj, decision, 1, now)
             for (subj, clean), decision in zip(prepared, decisions, strict=True)
@@ -314,10 +382,29 @@ class Vault:
             self._seal_record(coll, subj, clean, keys[subj.ref], now, record_id, indexed)
             for (subj, clean), record_id in zip(prepared, ids, strict=True)
         ]
-        self._commit(rows=rows, events=events)
-        for event in events:
-            self._note_subject(access.principal.accessor, event)
-        return ids
+        # Encoded before the transaction: other writers wait on its write lock only while the
+        # rows are inserted.
+        return PreparedPuts(ids, encode_records(rows), encode_events(events)), events
+
+    def _commit_prepared(
+        self, prepared: PreparedPuts, events: Sequence[AccessEvent] | None
+    ) -> None:
+        """Commit a prepared batch in one transaction, or raise AuditFailure."""
+        if not prepared.ids:
+            return
+        try:
+            with self.store.transaction() as tx:
+                tx.insert_records(prepared.records)
+                seqs = tx.append_events(prepared.events)
+        except StoreError as exc:
+            raise AuditFailure(
+                "the access could not be recorded, so nothing was written or returned "
+                f"({exc.diagnostics()})"
+            ) from exc
+        if events is None:
+            self._maybe_checkpoint(seqs[-1] + 1)
+        else:
+            self._committed(seqs, events)
 
     def _decide_puts(
         self,
@@ -325,11 +412,14 @@ class Vault:
         coll: Collection,
         prepared: Sequence[tuple[_Subject, dict[str, str]]],
         now: datetime,
+        *,
+        names_only: bool = False,
     ) -> list[Decision]:
         """Decide every write of a batch; record the first denial and raise AccessDenied.
 
         A decision that depends only on the names (see ``Policy.timeless_decision``) is the
-        same for every record with the same fields: it is asked once per field set.
+        same for every record with the same fields: it is asked once per field set. With
+        ``names_only``, a write whose decision needs more raises InputError.
         """
         by_names: dict[tuple[str, ...], Decision | None] = {}
         decisions = []
@@ -343,6 +433,11 @@ class Vault:
                     access=access, action=Action.PUT, collection=coll.name, fields=names, now=now
                 )
             decision = by_names[names]
+            if decision is None and names_only:
+                raise InputError(
+                    "these writes are decided by more than their names (a case, break-glass, "
+                    "hours or a daily limit): write them with put_many"
+                )
             if decision is None:
                 if today is None:
                     today = set(self._subjects_today(access.principal.accessor, now))
@@ -1069,23 +1164,10 @@ class Vault:
             team.append(found.accessor)
         return team
 
-    def _commit(
-        self,
-        *,
-        events: Sequence[AccessEvent],
-        rows: Sequence[tuple[StoredRecord, Sequence[IndexEntry]]] = (),
-    ) -> None:
-        """Commit records (if any) and their events in one transaction, or raise AuditFailure."""
+    def _commit(self, *, events: Sequence[AccessEvent]) -> None:
+        """Commit events (shared with concurrent callers' events), or raise AuditFailure."""
         try:
-            if rows:
-                # Encoded before the transaction: other writers (bulk-load workers) wait on
-                # its write lock only while the rows are inserted.
-                encoded = encode_records(rows), encode_events(events)
-                with self.store.transaction() as tx:
-                    tx.insert_records(encoded[0])
-                    seqs = tx.append_events(encoded[1])
-            else:
-                seqs = self._events_writer.submit(events)
+            seqs = self._events_writer.submit(events)
         except StoreError as exc:
             raise AuditFailure(
                 "the access could not be recorded, so nothing was written or returned "
