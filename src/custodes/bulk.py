@@ -21,15 +21,23 @@ ones before it in the input are committed and the ones after it are not, and
 Workers are *spawned* (a fresh interpreter, never a fork of a process holding connections and
 threads), so, as with any spawning use of :mod:`multiprocessing`, a script that calls
 :func:`load` with more than one worker must do so under ``if __name__ == "__main__":``.
+
+The commits are the load's one serial step: workers run at a lower priority (nice 5) and are
+given new batches while this process commits, so that it seldom waits for the CPU and they seldom
+wait for it.
 """
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
 from typing import Any
@@ -49,6 +57,9 @@ Batch = tuple[str, Items]
 _Outcome = PreparedPuts | tuple[str, str]
 
 _MAX_WORKERS = 32
+_QUEUED = 2  # batches per worker being prepared or waiting for it
+_NICE = 5  # workers yield the CPU to the committing process, the load's one serial step
+_TAKEN = 3  # batches per worker taken from the input and not yet committed
 _DIED = (
     "a worker process stopped unexpectedly (killed, out of memory, or it could not start: a "
     "script that loads with workers must call load() under 'if __name__ == \"__main__\":'); "
@@ -182,10 +193,17 @@ def _load_parallel(
     # spawn, not fork: a forked child would inherit this process's open connections and threads.
     context = multiprocessing.get_context("spawn")
     running: dict[Future[_Outcome], tuple[int, str]] = {}
+    ready: deque[tuple[int, str, PreparedPuts]] = deque()  # prepared, in order of arrival
     done: list[int] = []
     records = 0
     failure: BulkLoadError | None = None
     source = iter(enumerate(batches))
+
+    def fail(position: int, collection: str, cause: str, reason: str) -> None:
+        nonlocal failure
+        if failure is None or position < failure.failed:
+            failure = BulkLoadError(position, collection, cause, reason, ())
+
     with (
         vault.store.bulk_writes(),
         ProcessPoolExecutor(
@@ -193,8 +211,13 @@ def _load_parallel(
         ) as pool,
     ):
         while True:
-            # Two batches per worker in flight: one being written, one waiting its turn.
-            while failure is None and len(running) < 2 * workers:
+            # Workers are kept fed while this process commits: per worker one batch being
+            # prepared and one waiting its turn, and at most one more prepared for the commit.
+            while (
+                failure is None
+                and len(running) < _QUEUED * workers
+                and len(running) + len(ready) < _TAKEN * workers
+            ):
                 nxt = next(source, None)
                 if nxt is None:
                     break
@@ -207,37 +230,39 @@ def _load_parallel(
                 try:
                     future = pool.submit(_prepare_batch, access, collection, items)
                 except BrokenProcessPool:  # a worker died before its future told us
-                    failure = BulkLoadError(position, collection, "BrokenProcessPool", _DIED, ())
+                    fail(position, collection, "BrokenProcessPool", _DIED)
                     break
                 running[future] = (position, collection)
-            if not running:
+            if not running and not ready:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            # Block only when there is nothing to commit.
+            finished, _ = wait(running, timeout=0 if ready else None, return_when=FIRST_COMPLETED)
             for future in finished:
                 position, collection = running.pop(future)
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
                     outcome = ("BrokenProcessPool", _DIED)
-                # A batch after a failed one is not committed; one before it still is, so
-                # that every batch before the failed one has committed (or failed itself).
-                wanted = failure is None or position < failure.failed
-                if wanted and not isinstance(outcome, tuple):
-                    try:  # here, in order of arrival: one connection, its page cache warm
-                        ids = vault.commit_puts(outcome)
-                    except CustodesError as exc:
-                        outcome = (type(exc).__name__, exc.diagnostics())
-                if isinstance(outcome, tuple):
-                    cause, reason = outcome
-                    if failure is None or position < failure.failed:
-                        failure = BulkLoadError(position, collection, cause, reason, ())
-                    continue
-                if not wanted:
-                    continue
-                done.append(position)
-                records += len(ids)
-                if on_batch is not None:
-                    on_batch(position, ids)
+                if isinstance(outcome, tuple):  # known at once: no later batch commits after
+                    fail(position, collection, *outcome)
+                else:
+                    ready.append((position, collection, outcome))
+            if not ready:
+                continue
+            position, collection, prepared = ready.popleft()
+            # A batch after a failed one is not committed; one before it still is, so that
+            # every batch before the failed one has committed (or failed itself).
+            if failure is not None and position > failure.failed:
+                continue
+            try:  # here, in order of arrival: one connection, its page cache warm
+                ids = vault.commit_puts(prepared)
+            except CustodesError as exc:
+                fail(position, collection, type(exc).__name__, exc.diagnostics())
+                continue
+            done.append(position)
+            records += len(ids)
+            if on_batch is not None:
+                on_batch(position, ids)
     if failure is not None:
         failure.committed = tuple(sorted(done))
         raise failure
@@ -268,8 +293,19 @@ _vault: Vault | None = None
 
 def _start_worker(settings: Settings) -> None:
     global _vault  # one vault per worker process, opened once
+    os.nice(_NICE)
     _vault = Vault.open(settings)
     Finalize(_vault, _vault.close, exitpriority=10)
+    # Runs after the vault is closed and multiprocessing's own exit work is done: tearing
+    # down the interpreter (freeing every cached key and subject) would only delay the load.
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _prepare_batch(access: Access, collection: str, items: Items) -> _Outcome:
