@@ -14,6 +14,7 @@ import pickle
 import random
 import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +91,33 @@ def test_parallel_load_writes_every_record_once_with_its_event(vault: Vault) -> 
     assert {e.action for e in events} == {"put"} and {e.accessor for e in events} == {"reg-1"}
     # One data key per subject, although most subjects were in batches written side by side.
     assert _key_count(vault.settings) == len(PEOPLE)
+
+
+def test_workers_yield_the_cpu_to_the_committing_process_and_are_gone_after(
+    vault: Vault,
+) -> None:
+    """The commits are the load's one serial step: workers run 5 nice levels below the loading
+    process, and none is left running (or unreaped) once the load has returned."""
+    reg = access(vault, "reg-1", "registration")
+    lowered = min(os.getpriority(os.PRIO_PROCESS, 0) + 5, 19)
+    seen: dict[int, int] = {}
+
+    def note_workers(position: int, ids: list[str]) -> None:
+        # Both workers were started before the first commit, but one may still be starting
+        # (it lowers its priority first thing): wait for that, up to a generous bound.
+        deadline = time.monotonic() + (30 if not seen else 0)
+        while not seen or set(seen.values()) != {lowered}:
+            for child in multiprocessing.active_children():
+                assert child.pid is not None
+                seen[child.pid] = os.getpriority(os.PRIO_PROCESS, child.pid)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+
+    load(vault.settings, reg, BATCHES, workers=2, on_batch=note_workers)
+    assert len(seen) == 2 and set(seen.values()) == {lowered}
+    assert multiprocessing.active_children() == []
+    assert vault.store.event_count() == TOTAL
 
 
 def test_parallel_load_matches_the_same_load_in_one_process(
