@@ -134,7 +134,10 @@ def _serve(report: DemoReport, host: str, port: int) -> None:
         f"{base}/v1/alerts",
     ]
     out.print(Panel("\n".join(lines), title="custodes is serving", expand=False))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # No forwarding headers believed (see custodes._cli_serve.run_server).
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
+    )
 
 
 def _summary(report: DemoReport) -> None:

@@ -40,6 +40,16 @@ InsecurePublic = Annotated[
 AccessLog = Annotated[
     bool, typer.Option("--access-log/--no-access-log", help="Log each request (no query strings).")
 ]
+TrustedProxy = Annotated[
+    str | None,
+    typer.Option(
+        "--trusted-proxy",
+        help=(
+            "Address(es) of a reverse proxy whose X-Forwarded-For/-Proto headers to believe "
+            "(comma-separated IPs or networks). Default: none; clients are who connected."
+        ),
+    ),
+]
 
 
 def _is_loopback(host: str) -> bool:
@@ -59,6 +69,23 @@ def _check_exposure(host: str, tls: bool, insecure_public: bool) -> None:
         )
 
 
+def trusted_proxies(value: str | None) -> str | None:
+    """The comma-separated proxy addresses of ``--trusted-proxy``, checked (None: none).
+
+    Raises:
+        InputError: an item is not an IP address or network.
+    """
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",")]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise InputError(f"--trusted-proxy: {item!r} is not an IP address or network") from None
+    return ",".join(items)
+
+
 def run_server(
     app: Any,
     *,
@@ -67,10 +94,14 @@ def run_server(
     access_log: bool = True,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    trusted_proxy: str | None = None,
 ) -> None:
     """Serve ``app`` with uvicorn until interrupted (one process: the vault batches commits).
 
     The access log is custodes' own (``custodes.api._accesslog``): batched, no query strings.
+    Forwarding headers are believed only from ``trusted_proxy`` (checked by
+    :func:`trusted_proxies`): uvicorn's default believes any client on loopback, which would
+    let a local client pick the address the portal's sign-in throttle counts failures under.
     """
     import uvicorn
 
@@ -85,6 +116,8 @@ def run_server(
             access_log=False,
             log_level="info" if access_log else "warning",
             server_header=False,
+            proxy_headers=trusted_proxy is not None,
+            forwarded_allow_ips=trusted_proxy,
             ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None,
         )
@@ -100,6 +133,7 @@ def serve_command(
     tls_key: TlsKey = None,
     insecure_public: InsecurePublic = False,
     access_log: AccessLog = True,
+    trusted_proxy: TrustedProxy = None,
     home: Home = None,
 ) -> None:
     """Serve the HTTP API (under /v1, OpenAPI at /openapi.json), portal and dashboard."""
@@ -109,10 +143,19 @@ def serve_command(
     if (tls_cert is None) != (tls_key is None):
         raise InputError("--tls-cert and --tls-key go together")
     _check_exposure(host, tls_cert is not None, insecure_public)
+    proxies = trusted_proxies(trusted_proxy)
     app = create_app(Settings.load(home or default_home()))
     scheme = "https" if tls_cert else "http"
     err.print(f"custodes: serving on {scheme}://{host}:{port} (Ctrl-C stops)", highlight=False)
-    run_server(app, host=host, port=port, access_log=access_log, tls_cert=tls_cert, tls_key=tls_key)
+    run_server(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        trusted_proxy=proxies,
+    )
 
 
 @token_app.command("create")

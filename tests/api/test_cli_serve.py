@@ -143,6 +143,27 @@ def test_the_access_log_has_no_query_strings(served: tuple[str, Path]) -> None:
     assert "old=1" not in text
 
 
+def test_forwarding_headers_are_not_believed_by_default(served: tuple[str, Path]) -> None:
+    """A client on loopback (where every client is, by default) cannot pick the address the
+    portal's sign-in throttle counts its failures under by sending X-Forwarded-For."""
+    base, _ = served
+    wrong = {"code": "AAAA-BBBB-CCCC"}
+    for i in range(10):
+        spoofed = {"origin": base, "x-forwarded-for": f"203.0.113.{i}"}
+        response = httpx.post(base + "/portal/login", data=wrong, headers=spoofed)
+        assert response.status_code == 401, response.text
+    spoofed = {"origin": base, "x-forwarded-for": "198.51.100.7", "x-forwarded-proto": "https"}
+    response = httpx.post(base + "/portal/login", data=wrong, headers=spoofed)
+    assert response.status_code == 429 and "Too many attempts" in response.text
+
+
+@pytest.mark.parametrize("value", ["proxy.example", "10.0.0.1,", "300.1.2.3"])
+def test_a_trusted_proxy_must_be_an_address(home: Path, value: str) -> None:
+    status, _, err = run("serve", "--home", str(home), "--trusted-proxy", value, "--port", "1")
+    assert status == 1
+    assert "--trusted-proxy" in err and "not an IP address or network" in err
+
+
 def test_tokens_are_only_for_known_accessors(home: Path) -> None:
     status, _, err = run("token", "create", "--as", "nobody", "--home", str(home))
     assert status == 1
