@@ -379,6 +379,29 @@ def test_a_prepared_batch_writes_nothing_until_it_is_committed(
         worker.ledger.verify()
 
 
+def test_prepared_events_are_those_put_many_writes(vault: Vault) -> None:
+    """The events of a prepared batch (encoded without being made, one run per field set) are
+    the very events put_many writes for the same items at the same moment, in the same order,
+    with field sets that change from record to record."""
+    reg = access(vault, "reg-1", "registration")
+    name, items = BATCHES[0]
+    assert name == "identity"
+    mixed = [
+        (subject, {k: v for k, v in values.items() if i % 3 or k not in ("address", "phone")})
+        for i, (subject, values) in enumerate(items)
+    ]
+    assert len({tuple(values) for _, values in mixed}) > 1
+    vault.commit_puts(vault.prepare_puts(reg, name, mixed))
+    vault.put_many(reg, name, mixed)
+    events = [event for _, event in vault.store.events()]
+    assert len(events) == 2 * len(mixed)
+    assert events[: len(mixed)] == events[len(mixed) :]
+    assert [e.fields for e in events[: len(mixed)]] == [
+        tuple(vault.schema.collection(name).validate(values)) for _, values in mixed
+    ]
+    vault.ledger.verify()
+
+
 def test_a_failing_commit_of_a_prepared_batch_writes_nothing(vault: Vault) -> None:
     reg = access(vault, "reg-1", "registration")
     name, items = BATCHES[0]

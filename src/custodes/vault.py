@@ -56,6 +56,7 @@ from custodes.store import (
     EncodedRecords,
     Store,
     encode_events,
+    encode_like,
     encode_records,
     open_store,
 )
@@ -371,10 +372,15 @@ class Vault:
         prepared = [self._prepare_write(coll, s, values, subjects) for s, values in items]
         now = self._clock()
         decisions = self._decide_puts(access, coll, prepared, now, names_only=names_only)
-        events = [
-            self._event(access, Action.PUT, coll.name, tuple(clean), subj, decision, 1, now)
-            for (subj, clean), decision in zip(prepared, decisions, strict=True)
-        ]
+        if names_only:  # one decision per field set: encode the events without making them
+            events: list[AccessEvent] = []
+            encoded = self._encode_put_events(access, coll.name, prepared, decisions, now)
+        else:
+            events = [
+                self._event(access, Action.PUT, coll.name, tuple(clean), subj, decision, 1, now)
+                for (subj, clean), decision in zip(prepared, decisions, strict=True)
+            ]
+            encoded = encode_events(events)
         keys = self._envelope.subject_keys([s.ref for s, _ in prepared], create=True)
         indexed = coll.indexed_fields
         ids = _record_ids(len(prepared), now)
@@ -384,7 +390,37 @@ class Vault:
         ]
         # Encoded before the transaction: other writers wait on its write lock only while the
         # rows are inserted.
-        return PreparedPuts(ids, encode_records(rows), encode_events(events)), events
+        return PreparedPuts(ids, encode_records(rows), encoded), events
+
+    def _encode_put_events(
+        self,
+        access: Access,
+        collection: str,
+        prepared: Sequence[tuple[_Subject, dict[str, str]]],
+        decisions: Sequence[Decision],
+        now: datetime,
+    ) -> EncodedEvents:
+        """The encoded events of a batch's writes, each run of records with the same field
+        names (and so the same decision) from one event made for its first record."""
+        halves: list[tuple[bytes, bytes]] = []
+        columns: list[tuple[Any, ...]] = []
+        start = 0
+        while start < len(prepared):
+            names, decision = tuple(prepared[start][1]), decisions[start]
+            end = start + 1
+            while (
+                end < len(prepared)
+                and decisions[end] is decision
+                and (tuple(prepared[end][1]) == names)
+            ):
+                end += 1
+            first = prepared[start][0]
+            template = self._event(access, Action.PUT, collection, names, first, decision, 1, now)
+            run = encode_like(template, [subj.pseudonym for subj, _ in prepared[start:end]])
+            halves += run.halves
+            columns += run.columns
+            start = end
+        return EncodedEvents(halves, columns)
 
     def _commit_prepared(
         self, prepared: PreparedPuts, events: Sequence[AccessEvent] | None

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from custodes.errors import StoreError
 from custodes.model import AccessEvent
-from custodes.store import encode_events
+from custodes.store import encode_events, encode_like
 from custodes.store._codec import decode_fields, encode_fields, event_columns, event_params
 
 
@@ -174,3 +174,22 @@ def test_encoded_events_are_each_events_own_encoding(
         return
     encoded = encode_events(events)
     assert list(zip(encoded.halves, encoded.columns, strict=True)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(_CHANGES, st.lists(_SUBJECTS, max_size=12))
+def test_events_encoded_like_a_template_are_encoded_as_each_event_alone(
+    change: dict[str, object], subjects: list[object]
+) -> None:
+    """``encode_like`` (a bulk batch's events, never made) gives ``encode_events``' bytes for
+    the events it stands for, whatever the template's values and the subjects' types."""
+    template = replace(_TEMPLATE, **change)  # type: ignore[arg-type]
+    events = [replace(template, subject=subject) for subject in subjects]  # type: ignore[arg-type]
+    try:
+        expected = encode_events(events)
+    except (TypeError, UnicodeEncodeError):
+        with pytest.raises((TypeError, UnicodeEncodeError)):
+            encode_like(template, subjects)  # type: ignore[arg-type]
+        return
+    encoded = encode_like(template, subjects)  # type: ignore[arg-type]
+    assert encoded.halves == expected.halves and encoded.columns == expected.columns

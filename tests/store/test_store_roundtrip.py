@@ -55,6 +55,7 @@ def test_public_names_are_pinned() -> None:
         "StoreGuards",
         "StoreTx",
         "encode_events",
+        "encode_like",
         "encode_records",
         "open_store",
     ]

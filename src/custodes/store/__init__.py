@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from custodes.config import StoreSettings
 from custodes.errors import ConfigError
-from custodes.store._codec import encode_events, encode_records
+from custodes.store._codec import encode_events, encode_like, encode_records
 from custodes.store._protocol import (
     EncodedEvents,
     EncodedRecords,
@@ -33,6 +33,7 @@ __all__ = [
     "StoreGuards",
     "StoreTx",
     "encode_events",
+    "encode_like",
     "encode_records",
     "open_store",
 ]
