@@ -367,6 +367,8 @@ class Vault:
         *,
         names_only: bool,
     ) -> tuple[PreparedPuts, list[AccessEvent]]:
+        """The batch, prepared, and its events (with ``names_only``: none made, only their
+        encoding in the prepared batch, which is all ``prepare_puts`` returns)."""
         coll = self.schema.collection(collection)
         subjects: dict[str, tuple[str, _Subject]] = {}
         prepared = [self._prepare_write(coll, s, values, subjects) for s, values in items]
