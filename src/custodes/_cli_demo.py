@@ -97,8 +97,7 @@ def _serve(report: DemoReport, host: str, port: int) -> None:
     """Serve the API, portal and dashboard of the demo vault, with sign-in instructions."""
     from datetime import timedelta
 
-    import uvicorn
-
+    from custodes._cli_serve import run_server
     from custodes.api import Credentials, create_app
     from custodes.config import Settings
     from custodes.demo import AUDITOR
@@ -134,10 +133,7 @@ def _serve(report: DemoReport, host: str, port: int) -> None:
         f"{base}/v1/alerts",
     ]
     out.print(Panel("\n".join(lines), title="custodes is serving", expand=False))
-    # No forwarding headers believed (see custodes._cli_serve.run_server).
-    uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
-    )
+    run_server(app, host=host, port=port, access_log=False)  # as `custodes serve` does
 
 
 def _summary(report: DemoReport) -> None:

@@ -58,8 +58,8 @@ _Outcome = PreparedPuts | tuple[str, str]
 
 _MAX_WORKERS = 32
 _QUEUED = 2  # batches per worker being prepared or waiting for it
-_NICE = 5  # workers yield the CPU to the committing process, the load's one serial step
 _TAKEN = 3  # batches per worker taken from the input and not yet committed
+_NICE = 5  # workers yield the CPU to the committing process, the load's one serial step
 _DIED = (
     "a worker process stopped unexpectedly (killed, out of memory, or it could not start: a "
     "script that loads with workers must call load() under 'if __name__ == \"__main__\":'); "
