@@ -22,10 +22,13 @@ field by field with the synthetic people. Each wrk thread has one connection and
 between requests, once the duration is over: nothing is in flight at the end, so the ledger
 must grow by exactly the number of reads answered; the bench asserts it.
 
-The server is ``custodes serve`` as shipped (one process, access log on, to a file). Besides
-rates and latencies the bench reports the server's CPU time per request (from /proc): on a
-machine shared with other work that figure moves much less than the rates do. Prints one JSON
-object; the target is >= 2,000 reads/s with p99 < 25 ms.
+The server is ``custodes serve`` as shipped (one process, access log on, to a file), or the
+command ``--server`` gives (experiments: ``bench/experiments/http_servers.py``). Besides rates
+and latencies the bench reports the CPU time per request of the server (from /proc: its process
+and every process it started, so a server with worker processes is counted whole) and of the
+load generator (wrk, from its rusage): on a machine shared with other work those figures move
+much less than the rates do, and on two cores they say how much of the machine each side needs.
+Prints one JSON object; the target is >= 2,000 reads/s with p99 < 25 ms.
 
     python bench/http.py [--subjects 100000] [--seconds 15] [--connections 16]
         [--officers N] [--backend sqlite|postgres] [--no-access-log] [--keep DIR]
@@ -37,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import subprocess
@@ -281,13 +285,32 @@ def _server(command: list[str], port: int, log: Path) -> Iterator[subprocess.Pop
         proc.wait(timeout=30)
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux): a server may run worker processes."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux), or None where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its descendants (Linux), or None where
+    /proc is missing."""
+    total, seen = 0, False
+    for member in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        seen = True
+    return total / os.sysconf("SC_CLK_TCK") if seen else None
 
 
 def _wrk(
@@ -317,10 +340,13 @@ def _wrk(
         str(script),
         f"http://127.0.0.1:{port}",
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, env=env, check=False, capture_output=True, text=True)  # noqa: S603
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or not out.exists():
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    result["cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
 
 
@@ -345,6 +371,7 @@ def _measure(
         "p99_ms": run["p99_us"] / 1000,
         "max_ms": run["max_us"] / 1000,
         "server_cpu_us_per_request": None if cpu is None else round(cpu / answered * 1e6),
+        "load_generator_cpu_us_per_request": round(run["cpu_s"] / answered * 1e6),
         "non_2xx": run["bad_status"],
         "wrong_body": run["bad_body"],
         "socket_errors": run["wrk_socket_errors"],
