@@ -182,24 +182,23 @@ class SQLiteStore(SQLReads):
                 fcntl.flock(self._writer, fcntl.LOCK_UN)
 
     def _transaction(self) -> Iterator[_SQLiteTx]:
-        if True:
-            self._control("BEGIN IMMEDIATE", "begin a transaction")
-            tx = _SQLiteTx(self._conn)
-            tx.tip, self._tip = self._tip, None
-            try:
-                yield tx
-            except BaseException as exc:
-                tx.active = False
-                self._rollback()
-                if isinstance(exc, sqlite3.Error):
-                    raise _error("complete a transaction", exc) from exc
-                raise
+        self._control("BEGIN IMMEDIATE", "begin a transaction")
+        tx = _SQLiteTx(self._conn)
+        tx.tip, self._tip = self._tip, None
+        try:
+            yield tx
+        except BaseException as exc:
             tx.active = False
-            if tx.broken is not None:
-                self._rollback()
-                raise StoreError(f"{tx.broken}; the transaction was rolled back")
-            self._commit()
-            self._tip = tx.tip_after or tx.tip
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise _error("complete a transaction", exc) from exc
+            raise
+        tx.active = False
+        if tx.broken is not None:
+            self._rollback()
+            raise StoreError(f"{tx.broken}; the transaction was rolled back")
+        self._commit()
+        self._tip = tx.tip_after or tx.tip
 
     def _control(self, statement: str, op: str) -> None:
         try:
