@@ -12,13 +12,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 from pydantic import Field, StrictInt, StrictStr
 
 from custodes.api._calls import vault_call
+from custodes.api._lean import LeanRoute
 from custodes.api._schemas import (
-    NAME_PATTERN,
     CaseRef,
+    CollectionName,
     FieldName,
     Input,
     Output,
@@ -36,11 +37,8 @@ from custodes.vault import Record
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["records"])
+router = APIRouter(prefix="/v1", tags=["records"], route_class=LeanRoute)
 
-CollectionName = Annotated[
-    str, Path(pattern=NAME_PATTERN, description="A collection of the vault's schema.")
-]
 FieldList = Annotated[
     list[FieldName] | None,
     Field(

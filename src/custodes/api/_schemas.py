@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from custodes.api._errors import ErrorResponse
@@ -20,6 +20,7 @@ __all__ = [
     "NAME_PATTERN",
     "AccessorId",
     "CaseRef",
+    "CollectionName",
     "EventOut",
     "FieldName",
     "Input",
@@ -36,6 +37,9 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,64}$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+CollectionName = Annotated[
+    str, Path(pattern=NAME_PATTERN, description="A collection of the vault's schema.")
+]
 FieldName = Annotated[
     str, StringConstraints(pattern=NAME_PATTERN), Field(description="A field of the collection.")
 ]
