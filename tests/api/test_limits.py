@@ -113,3 +113,36 @@ def test_metrics_count_requests_by_route_and_decisions(sqlite_api: Api) -> None:
     assert 'custodes_decisions_total{action="get",decision="deny"}' in text
     assert "custodes_http_request_duration_seconds_bucket{le=" in text
     assert person.id_number not in text and "identity_check" not in text
+
+
+def test_metrics_count_every_request_of_a_label_set(sqlite_api: Api) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {
+        "custodes_http_requests_total",
+        "custodes_http_request_duration_seconds_count",
+        "custodes_decisions_total",
+    }
+
+    def counts() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        text = sqlite_api.get("/metrics", "aud-1").text
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name in wanted
+        }
+
+    route = ("route", "/v1/records/{collection}/get")
+    keys = [
+        ("custodes_http_requests_total", frozenset({("method", "POST"), route, ("status", "200")})),
+        ("custodes_http_request_duration_seconds_count", frozenset({("method", "POST"), route})),
+        ("custodes_decisions_total", frozenset({("action", "get"), ("decision", "allow")})),
+    ]
+    before = counts()
+    body = {"subject": PEOPLE[11].id_number, "purpose": "identity_check"}
+    for _ in range(3):
+        assert sqlite_api.post("/v1/records/identity/get", "duty-1", body).status_code == 200
+    after = counts()
+    for key in keys:
+        assert after[key] - before.get(key, 0.0) == 3, key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,15 +47,31 @@ class Metrics:
             ("action", "decision"),
             registry=self.registry,
         )
+        # The labelled children, looked up once per label set (``labels()`` costs a few µs a
+        # call; the label sets are the registry's own, so this holds no more than it does).
+        self._answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._decided: dict[tuple[str, bool], Any] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = self._answered[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def decided(self, action: str, allowed: bool) -> None:
         """Count one vault decision."""
-        self.decisions.labels(action, "allow" if allowed else "deny").inc()
+        child = self._decided.get((action, allowed))
+        if child is None:
+            child = self._decided[action, allowed] = self.decisions.labels(
+                action, "allow" if allowed else "deny"
+            )
+        child.inc()
 
     @contextmanager
     def deciding(self, action: str) -> Iterator[None]:
