@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from custodes.errors import StoreError
 from custodes.model import AccessEvent
 from custodes.store._codec import (
+    as_utc,
     decode_fields,
     decode_refs,
     encode_fields,
@@ -92,6 +93,13 @@ def test_event_row_round_trip_keeps_canonical_bytes(
 def test_since_bound_never_excludes_a_later_event(since: datetime, ts: datetime) -> None:
     if ts >= since:
         assert ts.isoformat() >= since_bound(since)
+
+
+@given(moments)
+def test_since_bound_reads_no_more_than_a_day_before(since: datetime) -> None:
+    # A UTC-stamped event a day and a second before ``since`` is below the bound.
+    older = as_utc(since) - timedelta(days=1, seconds=1)
+    assert older.isoformat() < since_bound(since)
 
 
 def test_since_bound_of_naive_time_is_taken_as_utc() -> None:

@@ -468,12 +468,17 @@ def accessor_from_row(row: Sequence[Any]) -> Accessor:
 def since_bound(since: datetime) -> str:
     """Return a text lower bound for ``ts`` that no event at or after ``since`` sorts below.
 
-    ``ts`` text carries the event's own UTC offset (less than a day either way), so text order
-    is not time order across offsets; a date two days earlier sorts below every such text, and
-    :func:`subjects_since` then filters exactly on parsed datetimes.
+    ``ts`` text is the event's local wall time with its own UTC offset (less than a day either
+    way), so text order is not time order across offsets. An event at or after ``since`` shows a
+    wall time after ``since`` minus a day, and its text begins with that wall time to the
+    second: so the text of ``since`` minus a day (UTC, to the second, no offset) sorts at or
+    below it. :func:`subjects_since` then filters exactly on parsed datetimes; the bound only
+    keeps the rows it reads to about a day more than asked for.
     """
-    day = as_utc(since).date()
-    return (day - timedelta(days=2)).isoformat() if day.toordinal() > 2 else ""
+    utc = as_utc(since).replace(tzinfo=None)
+    if utc - datetime.min <= timedelta(days=1):
+        return ""
+    return (utc - timedelta(days=1)).isoformat(timespec="seconds")
 
 
 def subjects_since(rows: Sequence[Sequence[Any]], since: datetime) -> set[str]:
