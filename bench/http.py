@@ -449,16 +449,22 @@ def _pairs(home: Path, officers: int, scratch: Path) -> tuple[Path, int]:
     return chosen, officers
 
 
+def ensure_home(home: Path, backend: str, url: str | None, subjects: int) -> float:
+    """Build the bench's vault home (``subjects`` people, one duty officer per 200) at ``home``
+    unless it holds one already; return the build's seconds (0 for a kept home)."""
+    if (home / "bench-manifest.json").exists():
+        return 0.0
+    people = generate_people(subjects, seed=1)
+    start = time.perf_counter()
+    built = max(1, -(-subjects // PER_OFFICER))
+    _build(home, backend, url, people, built)
+    manifest = {"subjects": subjects, "officers": built}
+    (home / "bench-manifest.json").write_text(json.dumps(manifest))
+    return time.perf_counter() - start
+
+
 def _run(args: argparse.Namespace, home: Path, url: str | None, scratch: Path) -> dict[str, Any]:
-    build_s = 0.0
-    if not (home / "bench-manifest.json").exists():
-        people = generate_people(args.subjects, seed=1)
-        start = time.perf_counter()
-        built = max(1, -(-args.subjects // PER_OFFICER))
-        _build(home, args.backend, url, people, built)
-        manifest = {"subjects": args.subjects, "officers": built}
-        (home / "bench-manifest.json").write_text(json.dumps(manifest))
-        build_s = time.perf_counter() - start
+    build_s = ensure_home(home, args.backend, url, args.subjects)
     subjects = json.loads((home / "bench-manifest.json").read_text())["subjects"]
     pairs, officers = _pairs(home, args.officers, scratch)
     settings = Settings.load(home)

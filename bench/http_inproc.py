@@ -26,7 +26,6 @@ import asyncio
 import importlib.util
 import json
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -39,10 +38,8 @@ from rich.progress import Progress
 from _machine import reference
 from custodes.config import Settings
 from custodes.model import Access
-from custodes.sim import generate_people
 
 HERE = Path(__file__).resolve().parent
-READ_PATH = "/v1/records/identity/get"
 PURPOSE = "identity_check"
 
 Asgi = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -57,16 +54,7 @@ def _http_bench() -> Any:
     return module
 
 
-def _ensure_home(home: Path, subjects: int) -> dict[str, int]:
-    manifest = home / "bench-manifest.json"
-    if not manifest.exists():
-        bench = _http_bench()
-        people = generate_people(subjects, seed=1)
-        officers = max(1, -(-subjects // bench.PER_OFFICER))
-        bench._build(home, "sqlite", None, people, officers)
-        manifest.write_text(json.dumps({"subjects": subjects, "officers": officers}))
-    built: dict[str, int] = json.loads(manifest.read_text())
-    return built
+HTTP_BENCH = _http_bench()  # its home builder, read path and import fix-up
 
 
 async def _request(
@@ -116,7 +104,7 @@ async def _read(app: Asgi, token: str, subject: str) -> None:
         (b"authorization", b"Bearer " + token.encode()),
         (b"content-type", b"application/json"),
     ]
-    status, answer = await _request(app, "POST", READ_PATH, headers, body)
+    status, answer = await _request(app, "POST", HTTP_BENCH.READ_PATH, headers, body)
     if status != 200 or f'"{subject}"'.encode() not in answer:
         raise SystemExit(f"bad answer to a read of {subject}: {status} {answer[:300]!r}")
 
@@ -178,12 +166,6 @@ async def _measure(app: Any, home: Path, args: argparse.Namespace, officers: int
     return {"rounds": rounds, "best": best, "ledger_growth": growth}
 
 
-def _unshadow_stdlib() -> None:
-    """Run as a script, this directory is first on ``sys.path`` and ``bench/http.py`` would hide
-    the standard library's ``http`` (which starlette imports): drop that entry first."""
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", type=Path, help="the home to use (built there if missing)")
@@ -191,10 +173,11 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=2_000, help="reads per kind per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    _unshadow_stdlib()  # before anything imports starlette (the home's build does)
+    HTTP_BENCH._unshadow_stdlib()  # before anything imports starlette (the home's build does)
     with tempfile.TemporaryDirectory(prefix="custodes-bench-inproc-") as tmp:
         home = args.keep.resolve() if args.keep else Path(tmp) / "home"
-        built = _ensure_home(home, args.subjects)
+        HTTP_BENCH.ensure_home(home, "sqlite", None, args.subjects)
+        built: dict[str, int] = json.loads((home / "bench-manifest.json").read_text())
         from custodes.api import create_app
 
         app = create_app(Settings.load(home))
