@@ -454,6 +454,12 @@ def ensure_home(home: Path, backend: str, url: str | None, subjects: int) -> flo
     unless it holds one already; return the build's seconds (0 for a kept home)."""
     if (home / "bench-manifest.json").exists():
         return 0.0
+    if home.exists() and (not home.is_dir() or (home / "custodes.toml").exists()):
+        # Never build over a vault (or file) this bench did not make: nothing is written.
+        raise SystemExit(
+            f"{home} is not a home this bench built (no bench-manifest.json); "
+            "give --keep a new or empty directory"
+        )
     people = generate_people(subjects, seed=1)
     start = time.perf_counter()
     built = max(1, -(-subjects // PER_OFFICER))
