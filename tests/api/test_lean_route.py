@@ -1,21 +1,28 @@
-"""The record routes' lean path answers exactly as FastAPI's own handling would.
+"""The record routes' lean path and the express lane answer exactly as FastAPI's own handling.
 
 Every request below is sent twice to the same app: once as shipped (well-formed requests take
-the lean path of ``custodes.api._lean``) and once with the lean path switched off, so that
-FastAPI handles it end to end. Status, body and what the ledger records must be the same. A
-second test checks that the lean path is really taken, and only for well-formed requests.
+the express lane of ``custodes.api._express``, which answers them through the lean path of
+``custodes.api._lean``) and once with both switched off, so that FastAPI and custodes'
+middleware handle it end to end. Status, headers, body, what the ledger records and what the
+metrics count must be the same. Further tests check that the lane is really taken, and only for
+well-formed requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from typing import Any
 
 import fastapi.routing
 import pytest
+from starlette.testclient import TestClient
 
 from custodes.api import _lean
-from tests.api.conftest import PEOPLE, Api
+from custodes.api._limits import BodyLimit
+from custodes.config import StoreSettings
+from tests.api.conftest import DEFAULT_API_TOML, PEOPLE, Api, build_api
 
 GET = "/v1/records/identity/get"
 FIND = "/v1/records/identity/find"
@@ -72,13 +79,33 @@ CASES: list[tuple[str, str, str | None, dict[str, str], bytes]] = [
 ]
 
 
+COUNTED = (
+    "custodes_http_requests_total",
+    "custodes_http_request_duration_seconds_count",
+    "custodes_decisions_total",
+)
+# The answer's headers that must not depend on the path taken (all but the date).
+HEADERS = ("content-type", "content-length", "www-authenticate", "retry-after", "allow")
+
+
+def counted(api: Api) -> Counter[tuple[str, ...]]:
+    """What the app's metrics count so far: requests by labels, decisions by labels."""
+    found: Counter[tuple[str, ...]] = Counter()
+    for metric in api.app.state.service.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name in COUNTED:
+                labels = tuple(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                found[(sample.name, *labels)] += int(sample.value)
+    return found
+
+
 def _send(api: Api, path: str, who: str | None, headers: dict[str, str], body: bytes) -> Any:
     sent = dict(headers)
     if who == "forged":
         sent["Authorization"] = "Bearer cst_" + "A" * 43
     elif who is not None:
         sent.update(api.headers(who))
-    before = len(api.events())
+    before, metrics = len(api.events()), counted(api)
     response = api.client.post(path, content=body, headers=sent)
     events = [
         (e.accessor, e.action, e.collection, e.fields, e.subject, e.purpose, e.decision, e.count)
@@ -88,7 +115,8 @@ def _send(api: Api, path: str, who: str | None, headers: dict[str, str], body: b
         answer = response.json()
     except ValueError:
         answer = response.text
-    return response.status_code, answer, events
+    head = {name: response.headers.get(name) for name in HEADERS}
+    return response.status_code, head, answer, events, counted(api) - metrics
 
 
 @pytest.mark.parametrize(
@@ -108,6 +136,7 @@ def test_the_lean_path_answers_as_fastapi_does(
     fastapi_own = _send(sqlite_api, path, who, headers, body)
     assert shipped == fastapi_own, name
     assert shipped[0] < 500, shipped
+    assert shipped[4], "the request was not counted in the metrics"
 
 
 def test_only_well_formed_requests_skip_fastapis_dependency_solving(
@@ -131,3 +160,125 @@ def test_only_well_formed_requests_skip_fastapis_dependency_solving(
     monkeypatch.setattr(_lean, "enabled", False)
     again = sqlite_api.post(GET, "duty-1", json.loads(_get_body(20)))
     assert again.status_code == 200 and solved[-1] == GET and len(solved) == 3
+
+
+def _entered_stack(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of the requests that went down the full middleware stack (custodes' body limit is
+    part of it, and only the express lane skips it)."""
+    entered: list[str] = []
+    original = BodyLimit.__call__
+
+    async def counting(self: BodyLimit, scope: Any, receive: Any, send: Any) -> None:
+        entered.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(BodyLimit, "__call__", counting)
+    return entered
+
+
+def test_the_express_lane_takes_only_well_formed_record_requests(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered = _entered_stack(monkeypatch)
+    ok = sqlite_api.post(GET, "duty-1", json.loads(_get_body(21)))
+    assert ok.status_code == 200 and entered == []
+    denied = sqlite_api.post(GET, "clerk-1", json.loads(_get_body(21)))  # refused in the lane
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "access_denied"
+    assert entered == []
+    bad = sqlite_api.post(GET, "duty-1", {"subject": PEOPLE[21].id_number})
+    assert bad.status_code == 422 and entered == [GET]
+    health = sqlite_api.get("/v1/health", None)
+    assert health.status_code == 200 and entered == [GET, "/v1/health"]
+    # No declared length (a chunked body): the body limit counts it, so the stack takes it.
+    chunks = iter([_get_body(22)])
+    streamed = sqlite_api.client.post(
+        GET, content=chunks, headers={**JSON, **sqlite_api.headers("duty-1")}
+    )
+    assert streamed.status_code == 200 and entered[-1] == GET and len(entered) == 3
+
+
+def test_a_declared_body_over_the_limit_is_refused_by_the_stack(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    store = StoreSettings(backend="sqlite", path=home / "data" / "custodes.db")
+    for api in build_api(home, store, api_toml=DEFAULT_API_TOML + "max_body_bytes = 1024\n"):
+        entered = _entered_stack(monkeypatch)
+        body = _get_body(23, justification="x" * 2000)
+        before = len(api.events())
+        response = api.client.post(GET, content=body, headers={**JSON, **api.headers("duty-1")})
+        assert response.status_code == 413 and entered == [GET]
+        assert response.json()["error"]["code"] == "request_too_large"
+        assert len(api.events()) == before  # refused before anything was decided
+
+
+def test_an_unexpected_error_in_the_lane_is_a_500_in_the_one_shape(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sqlite_api.vault, "get", broken)
+    before = counted(sqlite_api)
+    client = TestClient(sqlite_api.app, raise_server_exceptions=False)  # no lifespan: no close
+    response = client.post(
+        GET, content=_get_body(24), headers={**JSON, **sqlite_api.headers("duty-1")}
+    )
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "internal error (logged on the server)"}
+    }
+    counts = counted(sqlite_api) - before
+    route = "route=/v1/records/{collection}/get"
+    assert counts[("custodes_http_requests_total", "method=POST", route, "status=500")] == 1
+
+
+def _gone_mid_body(api: Api) -> tuple[list[dict[str, Any]], int]:
+    """Send a read whose client goes away after 10 bytes of the body, straight to the ASGI
+    app; return what the app sent and how many ledger events it added."""
+    body = _get_body(25)
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+    before = len(api.events())
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": GET,
+        "raw_path": GET.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"authorization", api.headers("duty-1")["Authorization"].encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8470),
+        "state": {},
+    }
+    asyncio.run(api.app(scope, receive, send))
+    return sent, len(api.events()) - before
+
+
+def test_a_client_gone_mid_body_is_handed_to_the_stack_as_it_came(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane reads the body before it knows it will answer; what it read (here, a part of
+    the body, then the disconnect) reaches the full stack in order, which answers as alone."""
+    shipped = _gone_mid_body(sqlite_api)
+    monkeypatch.setattr(_lean, "enabled", False)
+    assert shipped == _gone_mid_body(sqlite_api)
+    assert shipped[1] == 0  # nothing decided, nothing recorded

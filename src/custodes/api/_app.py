@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from custodes.api._credentials import Credentials
 from custodes.api._errors import install_error_handlers
+from custodes.api._express import ExpressLane
 from custodes.api._guard import CACHE_SECONDS
 from custodes.api._limits import BodyLimit
 from custodes.api._metrics import MetricsMiddleware
@@ -88,6 +89,16 @@ def create_app(
     # the outermost: metrics see every answer, including the body limit's 413s.
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    # Outermost of ours: well-formed record reads and writes skip the stack (see _express).
+    from custodes.api._routes_records import router as records
+
+    app.add_middleware(
+        ExpressLane,
+        routes=records.routes,
+        metrics=service.metrics,
+        max_bytes=settings.api.max_body_bytes,
+        handlers=app.exception_handlers,
+    )
     _include_routers(app)
     complete_document(
         app,

@@ -22,7 +22,7 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from custodes.api._schemas import NAME_PATTERN, CollectionName
 from custodes.api.deps import AccessorCaller, ServiceDep, authenticate, get_service
 
-__all__ = ["LeanRoute"]
+__all__ = ["Lean", "LeanRoute", "is_json"]
 
 _JSON = "application/json"
 _NAME = re.compile(NAME_PATTERN)
@@ -67,38 +67,85 @@ class _Shape:
             raise TypeError(f"parameter {name!r} is not of a shape the lean path knows")
 
 
+class Lean:
+    """How one lean-shaped route answers a request: check and parse it, then call the endpoint.
+
+    Shared by :class:`LeanRoute`'s handler and the express lane (``custodes.api._express``).
+    """
+
+    def __init__(self, endpoint: Callable[..., Any], shape: _Shape) -> None:
+        assert shape.body is not None and shape.caller is not None  # noqa: S101 - see of()
+        assert shape.service is not None  # noqa: S101
+        self._endpoint = endpoint
+        self._body_name, self._model = shape.body
+        self._caller, self._service = shape.caller, shape.service
+        self._paths = tuple(shape.paths)
+
+    @classmethod
+    def of(cls, route: APIRoute) -> Lean | None:
+        """The lean way through ``route``, or None if the route is not of the known shape."""
+        known = {authenticate, _dependency(ServiceDep)}
+        if not inspect.iscoroutinefunction(route.endpoint) or any(
+            dependency.call not in known for dependency in route.dependant.dependencies
+        ):
+            return None
+        try:
+            shape = _Shape(route.endpoint)
+        except TypeError:
+            return None
+        if shape.body is None or shape.caller is None or shape.service is None:
+            return None
+        return cls(route.endpoint, shape)
+
+    def paths_ok(self, values: Mapping[str, Any]) -> bool:
+        """Whether every path parameter matches the name pattern."""
+        return all(_NAME.fullmatch(str(values.get(name, ""))) is not None for name in self._paths)
+
+    def arguments(self, values: Mapping[str, Any], raw: bytes) -> dict[str, Any] | None:
+        """The endpoint's path and body arguments, or None if FastAPI must answer (a path
+        parameter off the pattern, a body that is not JSON, too deep, or invalid)."""
+        if not self.paths_ok(values):
+            return None
+        try:
+            body = self._model.model_validate(json.loads(raw))
+        except Exception:  # FastAPI answers, in its order of checks
+            return None
+        arguments: dict[str, Any] = {name: values[name] for name in self._paths}
+        arguments[self._body_name] = body
+        return arguments
+
+    async def answer(self, request: Request, arguments: dict[str, Any]) -> Response:
+        """Authenticate the caller exactly as the dependency does, then call the endpoint."""
+        arguments[self._caller] = await authenticate(request)
+        arguments[self._service] = get_service(request)
+        response: Response = await self._endpoint(**arguments)
+        return response
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a Content-Type header names JSON (``application/json``, any parameters)."""
+    return content_type.partition(";")[0].strip().lower() == _JSON
+
+
 class LeanRoute(APIRoute):
     """An :class:`~fastapi.routing.APIRoute` answering well-formed requests on a lean path.
 
     Routes of any other shape (a ``def`` endpoint, other parameters, extra dependencies) are
-    handled by FastAPI alone.
+    handled by FastAPI alone; their ``lean`` is None.
     """
+
+    lean: Lean | None = None
 
     def get_route_handler(self) -> _Handler:
         full = super().get_route_handler()
-        known = {authenticate, _dependency(ServiceDep)}
-        if not inspect.iscoroutinefunction(self.endpoint) or any(
-            dependency.call not in known for dependency in self.dependant.dependencies
-        ):
+        lean = self.lean = Lean.of(self)
+        if lean is None:
             return full
-        try:
-            shape = _Shape(self.endpoint)
-        except TypeError:
-            return full
-        if shape.body is None or shape.caller is None or shape.service is None:
-            return full
-        endpoint = self.endpoint
-        body_name, model = shape.body
-        caller_name, service_name, paths = shape.caller, shape.service, tuple(shape.paths)
 
         async def handler(request: Request) -> Response:
-            if not enabled:
+            if not enabled or not is_json(request.headers.get("content-type", "")):
                 return await full(request)
-            content_type = request.headers.get("content-type", "")
-            if content_type.partition(";")[0].strip().lower() != _JSON:
-                return await full(request)
-            values = request.path_params
-            if any(_NAME.fullmatch(str(values.get(name, ""))) is None for name in paths):
+            if not lean.paths_ok(request.path_params):
                 return await full(request)
             try:
                 raw = await request.body()
@@ -106,16 +153,10 @@ class LeanRoute(APIRoute):
                 raise
             except Exception as exc:  # as FastAPI answers a body it could not read
                 raise HTTPException(400, "There was an error parsing the body") from exc
-            try:
-                body = model.model_validate(json.loads(raw))
-            except Exception:  # not JSON, too deep, or invalid: FastAPI answers, in its order
+            arguments = lean.arguments(request.path_params, raw)
+            if arguments is None:
                 return await full(request)
-            arguments: dict[str, Any] = {name: values[name] for name in paths}
-            arguments[body_name] = body
-            arguments[caller_name] = await authenticate(request)
-            arguments[service_name] = get_service(request)
-            response: Response = await endpoint(**arguments)
-            return response
+            return await lean.answer(request, arguments)
 
         return handler
 
