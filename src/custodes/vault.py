@@ -14,15 +14,14 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from custodes._groupcommit import GroupCommit
-from custodes.clock import Clock, system_clock
+from custodes.clock import Clock, LocalDays, system_clock
 from custodes.config import Settings
 from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKey, SubjectKeyStore
 from custodes.errors import (
@@ -132,7 +131,7 @@ def _one_read_at_a_time(
 
     @functools.wraps(method)
     def serialized(vault: Vault, access: Access, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with vault._reading(access.principal.accessor):
+        with vault._reader_lock(access.principal.accessor):
             return method(vault, access, *args, **kwargs)
 
     return serialized
@@ -178,7 +177,7 @@ class Vault:
         self._subjects: dict[str, _Subject] = {}  # normalized ID number -> subject
         self._readers: dict[str, threading.Lock] = {}
         self._readers_lock = threading.Lock()
-        self._zone = ZoneInfo(policy.timezone)
+        self._days = LocalDays(ZoneInfo(policy.timezone))  # the policy's days (daily limits)
         self._monitor: Monitor | None = None
 
     @classmethod
@@ -1085,19 +1084,19 @@ class Vault:
         lock = self._readers.get(accessor_id)
         return lock is not None and lock.locked()
 
-    @contextmanager
-    def _reading(self, accessor_id: str) -> Iterator[None]:
-        with self._readers_lock:
-            lock = self._readers.setdefault(accessor_id, threading.Lock())
-        with lock:
-            yield
+    def _reader_lock(self, accessor_id: str) -> threading.Lock:
+        """The lock that runs ``accessor_id``'s reads one after another (made on first use)."""
+        lock = self._readers.get(accessor_id)
+        if lock is None:
+            with self._readers_lock:
+                lock = self._readers.setdefault(accessor_id, threading.Lock())
+        return lock
 
     def _subjects_today(self, accessor_id: str, now: datetime) -> set[str]:
         # The per-day quota needs the subjects this accessor already read today, "today" being
         # the policy's local day. The store is the truth; this cache saves a query per read and
         # is refilled from it when the day changes.
-        local = now.astimezone(self._zone)
-        day = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+        day = self._days.start(now)
         cached = self._quota.get(accessor_id)
         if cached is None or cached[0] != day:
             cached = (day, self.store.subjects_accessed_since(accessor_id, day))

@@ -61,7 +61,7 @@ def test_a_read_waiting_for_the_callers_export_does_not_stall_the_loop(
     held, release = threading.Event(), threading.Event()
 
     def long_export() -> None:  # stands for an export of duty-1's running in the pool
-        with vault._reading("duty-1"):
+        with vault._reader_lock("duty-1"):
             held.set()
             release.wait(5)
 
