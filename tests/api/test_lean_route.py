@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 from custodes.api import _lean
 from custodes.api._limits import BodyLimit
 from custodes.config import StoreSettings
+from custodes.sim import generate_people
 from tests.api.conftest import DEFAULT_API_TOML, PEOPLE, Api, build_api
 
 GET = "/v1/records/identity/get"
@@ -195,6 +196,27 @@ def test_the_express_lane_takes_only_well_formed_record_requests(
         GET, content=chunks, headers={**JSON, **sqlite_api.headers("duty-1")}
     )
     assert streamed.status_code == 200 and entered[-1] == GET and len(entered) == 3
+
+
+def test_a_valid_write_and_find_take_the_express_lane_too(
+    sqlite_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered = _entered_stack(monkeypatch)
+    person = generate_people(70, seed=13)[-1]  # not in the shared vault
+    values = {"name": person.name, "id_number": person.id_number, "phone": person.phone}
+    body = {"subject": person.id_number, "values": values, "purpose": "registration"}
+    put = sqlite_api.post("/v1/records/identity", "reg-1", body)
+    assert put.status_code == 201 and len(put.json()["record_id"]) == 32
+    query = {"field": "phone", "value": person.phone, "purpose": "identity_check"}
+    found = sqlite_api.post(FIND, "duty-1", query)
+    assert found.status_code == 200, found.text
+    assert [r["record_id"] for r in found.json()["records"]] == [put.json()["record_id"]]
+    assert entered == []
+    last = sqlite_api.events()[-2:]
+    assert [(e.accessor, e.action, e.decision) for e in last] == [
+        ("reg-1", "put", "allow"),
+        ("duty-1", "find", "allow"),
+    ]
 
 
 def test_a_declared_body_over_the_limit_is_refused_by_the_stack(
