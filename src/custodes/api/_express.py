@@ -4,12 +4,14 @@ A request to ``POST /v1/records/{collection}/get`` passes, on its way in and aga
 message of its answer, through about fifteen layers of FastAPI and Starlette: error and
 telemetry middleware, FastAPI's body limit, custodes' metrics and body limit, the exception
 middleware, the exit-stack middleware, the router and the included router (which matches the
-path twice), the route and its request/response wrappers. In process that costs ~50-90 µs of an
-audited read's ~350-450 µs (docs/benchmarks.md, HTTP, 2026-12-07). This middleware, the
+path twice), the route and its request/response wrappers. Skipping them took an audited read
+from ~670 to ~470 µs of server CPU over loopback (~40 µs in process; docs/benchmarks.md, HTTP,
+2026-12-07, evening). This middleware, the
 outermost of custodes' own, answers the requests the lean path (``custodes.api._lean``) would
 answer anyway, directly:
 
-- the route is one of the given lean routes and matches in full (path and method);
+- the route is one of the given lean routes and matches in full (path and method), and its
+  path parameters match the name pattern;
 - the body's declared ``Content-Length`` is within the body limit, and the content type is JSON;
 - the body parses and validates against the route's model.
 
@@ -23,7 +25,7 @@ FastAPI and custodes' middleware give. Unexpected exceptions are re-raised to St
 server-error middleware (outside this one), which answers 500 in the one shape as before.
 
 ``tests/api/test_lean_route.py`` sends every request both ways (this lane and the lean path on,
-then both off) and compares status, headers, body and ledger.
+then both off) and compares status, headers, body, ledger and metrics.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from custodes.api import _lean
-from custodes.api._lean import LeanRoute, is_json
+from custodes.api._lean import Lean, LeanRoute, is_json
+from custodes.api._limits import content_length
 from custodes.api._metrics import Metrics
 
 __all__ = ["ExpressLane"]
@@ -63,7 +66,9 @@ class ExpressLane:
         handlers: Mapping[Any, _Handler],
     ) -> None:
         self.app = app
-        self.routes = [r for r in routes if isinstance(r, LeanRoute) and r.lean is not None]
+        self.routes = [
+            (r, r.lean) for r in routes if isinstance(r, LeanRoute) and r.lean is not None
+        ]
         self.metrics = metrics
         self.max_bytes = max_bytes
         self.handlers = handlers
@@ -72,15 +77,17 @@ class ExpressLane:
         if scope["type"] != "http" or scope["method"] != "POST" or not _lean.enabled:
             await self.app(scope, receive, send)
             return
-        route, child = self._match(scope)
-        if route is None or not self._plain_json(scope):
+        matched = self._match(scope)
+        if matched is None:
+            await self.app(scope, receive, send)
+            return
+        route, lean, child = matched
+        if not self._plain_json(scope) or not lean.paths_ok(child["path_params"]):
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         raw, pending = await _read_body(receive)
         replay = _replaying(raw, pending, receive)
-        lean = route.lean
-        assert lean is not None  # noqa: S101 - only such routes are kept
         arguments = lean.arguments(child["path_params"], raw) if pending is None else None
         if arguments is None:
             await self.app(scope, replay, send)
@@ -99,26 +106,20 @@ class ExpressLane:
         await response(scope, replay, send)
         self.metrics.observe("POST", route.path, response.status_code, time.perf_counter() - start)
 
-    def _match(self, scope: Scope) -> tuple[LeanRoute | None, Scope]:
-        for route in self.routes:
+    def _match(self, scope: Scope) -> tuple[LeanRoute, Lean, Scope] | None:
+        for route, lean in self.routes:
             match, child = route.matches(scope)
             if match == Match.FULL:
-                return route, child
-        return None, {}
+                return route, lean, child
+        return None
 
     def _plain_json(self, scope: Scope) -> bool:
         """A declared length within the limit and a JSON content type (else: the full stack)."""
-        length: int | None = None
-        content_type = ""
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    return False
-            elif name == b"content-type":
-                content_type = value.decode("latin-1")
-        return length is not None and 0 <= length <= self.max_bytes and is_json(content_type)
+        length = content_length(scope)
+        if length is None or not 0 <= length <= self.max_bytes:
+            return False
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+        return is_json(content_type.decode("latin-1"))
 
     def _handler(self, exc: Exception) -> _Handler | None:
         """The app's handler for ``exc``, as Starlette's exception middleware finds it (the

@@ -98,14 +98,13 @@ class Lean:
         return cls(route.endpoint, shape)
 
     def paths_ok(self, values: Mapping[str, Any]) -> bool:
-        """Whether every path parameter matches the name pattern."""
+        """Whether every path parameter matches the name pattern (checked before the body)."""
         return all(_NAME.fullmatch(str(values.get(name, ""))) is not None for name in self._paths)
 
     def arguments(self, values: Mapping[str, Any], raw: bytes) -> dict[str, Any] | None:
-        """The endpoint's path and body arguments, or None if FastAPI must answer (a path
-        parameter off the pattern, a body that is not JSON, too deep, or invalid)."""
-        if not self.paths_ok(values):
-            return None
+        """The endpoint's path and body arguments (path parameters already checked with
+        :meth:`paths_ok`), or None if FastAPI must answer (a body that is not JSON, too deep,
+        or invalid)."""
         try:
             body = self._model.model_validate(json.loads(raw))
         except Exception:  # FastAPI answers, in its order of checks

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from custodes.api._errors import error_response
 
-__all__ = ["BodyLimit", "RateLimiter"]
+__all__ = ["BodyLimit", "RateLimiter", "content_length"]
 
 
 class _TooLarge(HTTPException):
@@ -43,7 +43,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
@@ -82,7 +82,8 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
+    """The declared ``Content-Length`` of a request, or None (absent or not a number)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
