@@ -10,8 +10,9 @@ The policy is the default one, unchanged: a duty officer may read identity (thre
 ``identity_check``, at most 200 distinct subjects a day. So the load is spread over many
 officers (one per 200 subjects; ``--officers N`` drives only the first N), each reading only
 its own 200 subjects, and every read passes the full decision, daily limit included. Requests
-rotate over (token, subject) pairs so that consecutive requests come from different officers;
-each token stays far below the default per-token rate limit. The measured reads start where
+rotate over (token, subject) pairs so that consecutive requests come from different officers,
+and so do the connections' concurrent requests (each starts at another officer); each token
+stays far below the default per-token rate limit. The measured reads start where
 the warm-up started: they first repeat subjects the warm-up read, then go on to subjects this
 server process has not seen yet (ID-number validation, data-key unwrap and pages uncached).
 
@@ -109,7 +110,10 @@ function init(args)
       local token, subject = line:match("^(%S+) (%S+)$")
       table.insert(pairs_, {token, subject})
     end
-    pos = 1 + math.floor(#pairs_ * id / tonumber(os.getenv("BENCH_THREADS")))
+    -- Threads start far apart in the list, and one pair further each, so that no two of
+    -- them move through the officers in step (16 threads at multiples of 6,250 pairs would
+    -- otherwise send 8 requests at a time as the same officer).
+    pos = 1 + math.floor(#pairs_ * id / tonumber(os.getenv("BENCH_THREADS"))) + id
   end
 end
 
