@@ -9,6 +9,7 @@ plaintext leaves this module, and if it cannot be committed the caller gets
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from custodes._groupcommit import GroupCommit
+from custodes._loopcommit import LoopCommit
 from custodes.clock import Clock, LocalDays, system_clock
 from custodes.config import Settings
 from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKey, SubjectKeyStore
@@ -172,6 +174,10 @@ class Vault:
         # transaction; each caller still returns only once its own event is durable.
         self._events_writer: GroupCommit[Sequence[AccessEvent], list[int]] = GroupCommit(
             self._write_events
+        )
+        # Reads run on an event loop (get_on_loop) share one commit per loop turn.
+        self._loop_writer: LoopCommit[Sequence[AccessEvent], list[int]] = LoopCommit(
+            self._commit_batches
         )
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
         self._subjects: dict[str, _Subject] = {}  # normalized ID number -> subject
@@ -502,6 +508,51 @@ class Vault:
             IntegrityError: a stored ciphertext was altered or moved (recorded).
             AuditFailure: the event could not be committed; no data is returned.
         """
+        records, event = self._prepare_get(access, collection, subject, fields)
+        self._commit(events=[event])
+        self._note_subject(access.principal.accessor, event)
+        return records
+
+    async def get_on_loop(
+        self,
+        access: Access,
+        collection: str,
+        subject: str,
+        fields: Sequence[str] | None = None,
+    ) -> list[Record]:
+        """:meth:`get` for a caller on an event loop, with an embedded store: the read runs on
+        the loop, and its event is committed in one transaction with those of the other reads
+        the loop prepares in the same turn (:class:`~custodes._loopcommit.LoopCommit`); the
+        records are returned once that commit is durable.
+
+        A read is decided and opened under the accessor's read lock, like :meth:`get`, but the
+        lock is released before the commit: its subject counts towards the accessor's daily
+        limit from the decision on (a commit that fails leaves it counted: the stricter error),
+        so the accessor's next read can be decided at once, in the same turn. If the lock is
+        held (a read or export of theirs in a thread), this read waits for it in a worker
+        thread, never on the loop. Raises as :meth:`get` does.
+        """
+        accessor = access.principal.accessor
+        lock = self._reader_lock(accessor)
+        if not lock.acquire(blocking=False):
+            return await asyncio.to_thread(self.get, access, collection, subject, fields)
+        try:
+            records, event = self._prepare_get(access, collection, subject, fields)
+            self._note_subject(accessor, event)
+        finally:
+            lock.release()
+        await self._loop_writer.submit([event])
+        return records
+
+    def _prepare_get(
+        self,
+        access: Access,
+        collection: str,
+        subject: str,
+        fields: Sequence[str] | None,
+    ) -> tuple[list[Record], AccessEvent]:
+        """Decide and open a read, and return its records with the event to commit before
+        they may leave. A refusal or a failed integrity check is committed here, and raised."""
         coll = self.schema.collection(collection)
         wanted = self._check_fields(coll, fields)
         subj = self._subject(subject)
@@ -529,9 +580,7 @@ class Vault:
         event = self._event(
             access, Action.GET, coll.name, decision.fields, subj, decision, len(records), now
         )
-        self._commit(events=[event])
-        self._note_subject(access.principal.accessor, event)
-        return records
+        return records, event
 
     @_one_read_at_a_time
     def find(
@@ -1203,6 +1252,12 @@ class Vault:
 
     def _commit(self, *, events: Sequence[AccessEvent]) -> None:
         """Commit events (shared with concurrent callers' events), or raise AuditFailure."""
+        self._commit_batches([events])
+
+    def _commit_batches(self, batches: list[Sequence[AccessEvent]]) -> list[list[int]]:
+        """Commit several callers' events in one write (shared with concurrent threads'
+        events); return each caller's seqs, or raise AuditFailure."""
+        events = [event for batch in batches for event in batch]
         try:
             seqs = self._events_writer.submit(events)
         except StoreError as exc:
@@ -1212,6 +1267,11 @@ class Vault:
             ) from exc
         if seqs:
             self._committed(seqs, events)
+        out, pos = [], 0
+        for batch in batches:
+            out.append(seqs[pos : pos + len(batch)])
+            pos += len(batch)
+        return out
 
     def _committed(self, seqs: Sequence[int], events: Sequence[AccessEvent]) -> None:
         """After a commit: hand the events to streaming detection (a queue put), then sign a

@@ -240,7 +240,7 @@ def test_an_unexpected_error_in_the_lane_is_a_500_in_the_one_shape(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(sqlite_api.vault, "get", broken)
+    monkeypatch.setattr(sqlite_api.vault, "_prepare_get", broken)  # under get, on or off the loop
     before = counted(sqlite_api)
     client = TestClient(sqlite_api.app, raise_server_exceptions=False)  # no lifespan: no close
     response = client.post(

@@ -194,10 +194,14 @@ async def get_records(
         justification=body.justification,
         break_glass=body.break_glass,
     )
+    vault = service.vault
     with service.metrics.deciding("get"):
-        found = await vault_call(
-            service, caller, lambda: service.vault.get(access, coll.name, body.subject, body.fields)
-        )
+        if service.inline_calls:  # an embedded store: on the loop, commits shared per turn
+            found = await vault.get_on_loop(access, coll.name, body.subject, body.fields)
+        else:
+            found = await vault_call(
+                service, caller, lambda: vault.get(access, coll.name, body.subject, body.fields)
+            )
     return json_response(_records(found))
 
 

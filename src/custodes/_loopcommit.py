@@ -1,0 +1,76 @@
+"""Loop commit: the reads an event loop prepares in one turn share one transaction.
+
+:class:`~custodes._groupcommit.GroupCommit` batches callers that wait in *threads*. A server
+that runs embedded-store reads on its event loop (no thread hop: it costs as much as the read)
+has no such callers: each read would commit alone, paying a transaction and a WAL append of
+its own (about five pages) while the other connections' requests wait behind it. Here a read
+that has prepared its event awaits :meth:`LoopCommit.submit`; the first submission of a loop
+turn schedules one flush at the end of what the loop already has ready (``call_soon``), so
+every request that became ready in the same turn — typically all those that arrived while the
+previous flush was writing — adds its events to the same write. Each caller resumes only once
+the write holding its events has returned (or raised): nothing is answered before its trace is
+durable.
+
+One loop commit serves any number of event loops (one queue per loop); ``write`` must be safe
+to call from each of their threads (the vault's ``write`` goes through its GroupCommit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["LoopCommit"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class LoopCommit(Generic[T, R]):
+    """Batch the :meth:`submit` calls of one event-loop turn into one ``write(items)``.
+
+    ``write`` gets the items in submission order and returns one result per item, in order, or
+    raises: every submitter of that batch then gets the exception.
+    """
+
+    def __init__(self, write: Callable[[list[T]], Sequence[R]]) -> None:
+        self._write = write
+        self._queues: dict[asyncio.AbstractEventLoop, list[tuple[T, asyncio.Future[R]]]] = {}
+        self.batches = 0  # number of writes so far (for tests and diagnostics)
+
+    async def submit(self, item: T) -> R:
+        """Write ``item`` with the other submissions of this loop turn; return its result.
+
+        The write happens even if the awaiting task is cancelled meanwhile.
+
+        Raises:
+            Exception: whatever ``write`` raised for the batch that held ``item``.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = []
+            loop.call_soon(self._flush, loop)
+        queue.append((item, future))
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._queues.pop(loop)
+        try:
+            results = self._write([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError("loop commit: write returned the wrong number of results")
+        except BaseException as exc:  # every waiter gets the write's error, whatever it is
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self.batches += 1
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
