@@ -8,6 +8,7 @@ query strings left out (ID numbers never travel in URLs; this keeps anything els
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import sys
 from datetime import timedelta
@@ -108,6 +109,12 @@ def run_server(
     from custodes.api._accesslog import AccessLog
 
     logged = AccessLog(app, stream=sys.stdout) if access_log else None
+    # What exists now (modules, the app, the vault and its caches so far) lives as long as the
+    # server: frozen, the garbage collector's full passes no longer walk it. Those passes stop
+    # the loop, every request in flight with it; they were the longest stalls of a loaded
+    # server (50-150 ms, docs/benchmarks.md, HTTP, 2026-12-07 night).
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.run(
             logged or app,

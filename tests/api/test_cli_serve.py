@@ -185,3 +185,29 @@ def test_tls_options_go_together(home: Path) -> None:
 
 def test_token_json_is_machine_readable(home: Path) -> None:
     assert set(ok(home, "token", "create", "--as", "reg-1")) == {"token", "accessor", "days"}
+
+
+def test_serving_freezes_what_was_built_before_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The app, the vault and the modules are kept out of the collector's full passes (they
+    stall the loop); what the server allocates afterwards is collected as usual."""
+    import gc
+
+    import uvicorn
+
+    from custodes._cli_serve import run_server
+
+    seen: dict[str, int] = {}
+
+    def serve(app: Any, **options: Any) -> None:  # stands in for the blocking serve loop only
+        seen["frozen"] = gc.get_freeze_count()
+        seen["enabled"] = int(gc.isenabled())
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+    gc.unfreeze()
+    try:
+        run_server(object(), host="127.0.0.1", port=0, access_log=False)
+    finally:
+        gc.unfreeze()
+    assert seen["frozen"] > 10_000 and seen["enabled"] == 1
