@@ -18,7 +18,9 @@ to call from each of their threads (the vault's ``write`` goes through its Group
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 __all__ = ["LoopCommit"]
@@ -38,6 +40,45 @@ class LoopCommit(Generic[T, R]):
         self._write = write
         self._queues: dict[asyncio.AbstractEventLoop, list[tuple[T, asyncio.Future[R]]]] = {}
         self.batches = 0  # number of writes so far (for tests and diagnostics)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that submitted last
+        self._held = False
+
+    @contextmanager
+    def held(self, timeout: float = 0.5) -> Iterator[bool]:
+        """From another thread: keep the last submitting loop's commits waiting while inside.
+
+        Yields True once that loop has no write under way and will start none until the block
+        ends (submissions queue meanwhile and are written right after it), False if there is no
+        such loop or it did not answer within ``timeout`` seconds; commits are released at the
+        end either way.
+        """
+        loop = self._loop
+        acknowledged = threading.Event()
+
+        def hold() -> None:
+            self._held = True
+            acknowledged.set()
+
+        try:
+            if loop is None:
+                raise RuntimeError("no loop has submitted")
+            loop.call_soon_threadsafe(hold)
+        except RuntimeError:  # no loop yet, or it was closed
+            yield False
+            return
+        try:
+            yield acknowledged.wait(timeout)
+        finally:
+            try:
+                # After hold() in the loop's queue, so even a late hold is undone.
+                loop.call_soon_threadsafe(self._release)
+            except RuntimeError:  # pragma: no cover - the loop closed meanwhile
+                self._held = False
+
+    def _release(self) -> None:
+        self._held = False
+        for loop in list(self._queues):
+            loop.call_soon(self._flush, loop)
 
     async def submit(self, item: T) -> R:
         """Write ``item`` with the other submissions of this loop turn; return its result.
@@ -47,7 +88,7 @@ class LoopCommit(Generic[T, R]):
         Raises:
             Exception: whatever ``write`` raised for the batch that held ``item``.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         queue = self._queues.get(loop)
         if queue is None:
@@ -57,6 +98,8 @@ class LoopCommit(Generic[T, R]):
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._held or loop not in self._queues:
+            return  # held: written on release (or already written by an earlier flush)
         batch = self._queues.pop(loop)
         try:
             results = self._write([item for item, _ in batch])

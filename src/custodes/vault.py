@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from custodes._groupcommit import GroupCommit
 from custodes._loopcommit import LoopCommit
+from custodes._walcheckpoint import WalCheckpointer
 from custodes.clock import Clock, LocalDays, system_clock
 from custodes.config import Settings
 from custodes.crypto import BlindIndex, Envelope, LocalKeyFile, SubjectKey, SubjectKeyStore
@@ -55,6 +56,7 @@ from custodes.schema import Collection, Schema
 from custodes.store import (
     EncodedEvents,
     EncodedRecords,
+    SQLiteStore,
     Store,
     encode_events,
     encode_like,
@@ -179,6 +181,7 @@ class Vault:
         self._loop_writer: LoopCommit[Sequence[AccessEvent], list[int]] = LoopCommit(
             self._commit_batches
         )
+        self._wal: WalCheckpointer | None = None
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
         self._subjects: dict[str, _Subject] = {}  # normalized ID number -> subject
         self._readers: dict[str, threading.Lock] = {}
@@ -248,9 +251,37 @@ class Vault:
         """The streaming misuse detector watching this vault's commits, if on."""
         return self._monitor
 
+    def keep_wal_bounded(
+        self, *, pages: int = 1000, cap: int = 20_000, interval: float = 0.02
+    ) -> bool:
+        """For a server reading on an event loop (:meth:`get_on_loop`) with SQLite: checkpoint
+        the WAL in a background thread, starting it over once it holds ``pages`` pages while
+        the loop's reads hold their commits for a short last pass
+        (:class:`~custodes._walcheckpoint.WalCheckpointer`); the committing connection's own
+        checkpoint moves to ``cap`` pages, the bound of last resort. Stopped by :meth:`close`.
+        Returns False (and does nothing) for another store or if it already runs.
+
+        Raises:
+            StoreError: the checkpointer's connection cannot be opened.
+        """
+        if not isinstance(self.store, SQLiteStore) or self._wal is not None:
+            return False
+        self._wal = WalCheckpointer(
+            self.store.checkpoint_connection(),
+            self._loop_writer.held,
+            pages=pages,
+            interval=interval,
+        )
+        self.store.set_wal_autocheckpoint(cap)
+        self._wal.start()
+        return True
+
     def close(self) -> None:
         """Score what streaming detection still has queued, then release the store and key
         store."""
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
         if self._monitor is not None:
             self._monitor.close()
             self._monitor = None

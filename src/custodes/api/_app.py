@@ -70,6 +70,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if service.inline_calls:  # SQLite: reads commit on the loop; checkpoint elsewhere
+            service.vault.keep_wal_bounded()
         yield
         service.close()
 

@@ -119,6 +119,7 @@ class SQLiteStore(SQLReads):
     ) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._durability = durability
         self._conn = _connect(self.path, durability, mmap_mib)
         self._writer = os.open(str(self.path) + "-writer", os.O_CREAT | os.O_RDWR, 0o600)
 
@@ -159,6 +160,20 @@ class SQLiteStore(SQLReads):
                 yield
             finally:
                 self._control(f"PRAGMA wal_autocheckpoint={before}", "restore the WAL size")
+
+    def checkpoint_connection(self) -> sqlite3.Connection:
+        """A new connection to this database, configured like the store's own, for a
+        background WAL checkpointer (:class:`custodes._walcheckpoint.WalCheckpointer`).
+
+        Raises:
+            StoreError: the database cannot be opened.
+        """
+        return _connect(self.path, self._durability, 0)
+
+    def set_wal_autocheckpoint(self, pages: int) -> None:
+        """Checkpoint in the committing connection once the WAL holds ``pages`` pages."""
+        with self._lock:
+            self._control(f"PRAGMA wal_autocheckpoint={int(pages)}", "set the WAL size")
 
     def _pragma(self, name: str) -> Any:
         try:
