@@ -1298,11 +1298,7 @@ class Vault:
             ) from exc
         if seqs:
             self._committed(seqs, events)
-        out, pos = [], 0
-        for batch in batches:
-            out.append(seqs[pos : pos + len(batch)])
-            pos += len(batch)
-        return out
+        return _split(seqs, batches)
 
     def _committed(self, seqs: Sequence[int], events: Sequence[AccessEvent]) -> None:
         """After a commit: hand the events to streaming detection (a queue put), then sign a
@@ -1315,11 +1311,7 @@ class Vault:
         """Append the events of several callers in one transaction; return each one's seqs."""
         with self.store.transaction() as tx:
             seqs = tx.append_events([event for events in batches for event in events])
-        out, pos = [], 0
-        for events in batches:
-            out.append(seqs[pos : pos + len(events)])
-            pos += len(events)
-        return out
+        return _split(seqs, batches)
 
     def _maybe_checkpoint(self, size: int) -> None:
         """Sign a checkpoint if one is due; called after events are committed.
@@ -1335,6 +1327,15 @@ class Vault:
             _log.exception(
                 "could not sign a checkpoint of the access ledger at size %d; will retry", size
             )
+
+
+def _split(seqs: Sequence[int], batches: Sequence[Sequence[AccessEvent]]) -> list[list[int]]:
+    """The seqs of events committed together, handed back per caller's batch, in order."""
+    out, pos = [], 0
+    for batch in batches:
+        out.append(list(seqs[pos : pos + len(batch)]))
+        pos += len(batch)
+    return out
 
 
 def _record_ids(count: int, created_at: datetime) -> list[str]:
