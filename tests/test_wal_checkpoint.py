@@ -158,3 +158,16 @@ def test_a_closed_loop_is_not_held() -> None:
     asyncio.run(commit.submit(1))  # the loop that submitted is closed now
     with commit.held() as held:
         assert not held
+
+
+@pytest.mark.parametrize("bad", [{"pages": 0}, {"interval": 0.0}, {"pages": 2_000, "cap": 1_000}])
+def test_bad_vault_settings_start_and_change_nothing(tmp_path: Path, bad: dict[str, float]) -> None:
+    store = StoreSettings(backend="sqlite", path=tmp_path / "home" / "data" / "custodes.db")
+    vault = _filled(tmp_path / "home", store)
+    before = vault.store._pragma("wal_autocheckpoint")
+    with pytest.raises(ValueError):
+        vault.keep_wal_bounded(**bad)  # type: ignore[arg-type]
+    assert vault._wal is None and vault.store._pragma("wal_autocheckpoint") == before
+    assert not any(t.name == "custodes-wal" for t in threading.enumerate())
+    assert vault.keep_wal_bounded()  # good settings still work afterwards
+    vault.close()

@@ -262,16 +262,23 @@ class Vault:
         Returns False (and does nothing) for another store or if it already runs.
 
         Raises:
+            ValueError: ``pages`` or ``interval`` not positive, or ``cap`` below ``pages``
+                (nothing is started or changed).
             StoreError: the checkpointer's connection cannot be opened.
         """
         if not isinstance(self.store, SQLiteStore) or self._wal is not None:
             return False
-        self._wal = WalCheckpointer(
-            self.store.checkpoint_connection(),
-            self._loop_writer.held,
-            pages=pages,
-            interval=interval,
-        )
+        if cap < pages:
+            raise ValueError("the last-resort cap must be at least the checkpointer's pages")
+        connection = self.store.checkpoint_connection()
+        try:
+            wal = WalCheckpointer(
+                connection, self._loop_writer.held, pages=pages, interval=interval
+            )
+        except ValueError:
+            connection.close()  # nothing started, nothing changed
+            raise
+        self._wal = wal
         self.store.set_wal_autocheckpoint(cap)
         self._wal.start()
         return True
