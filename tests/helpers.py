@@ -64,6 +64,21 @@ def checker_vault(home: Path, store: StoreSettings, grants: str, people: Sequenc
     return vault
 
 
+def officers_vault(
+    home: Path, store: StoreSettings, people: Sequence[Person], officers: int = 1
+) -> tuple[Vault, list[Access]]:
+    """:func:`make_vault` with an identity record (name, ID number) of each of ``people`` and
+    duty officers ``duty-1`` .. ``duty-N``; returns the vault and the officers' accesses for
+    ``identity_check``."""
+    vault = make_vault(home, store)
+    registrar = access(vault, "reg-1", "registration")
+    for p in people:
+        vault.put(registrar, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
+    for i in range(2, officers + 1):  # duty-1 is one of STAFF
+        vault.add_accessor(Accessor(f"duty-{i}", "police-1", "duty_officer"))
+    return vault, [access(vault, f"duty-{i}", "identity_check") for i in range(1, officers + 1)]
+
+
 def access(vault: Vault, accessor: str, purpose: str | None, case: str | None = None) -> Access:
     """An Access for a registered accessor."""
     return Access(vault.principal(accessor), purpose, case)

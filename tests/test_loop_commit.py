@@ -15,10 +15,10 @@ import pytest
 from custodes._loopcommit import LoopCommit
 from custodes.config import StoreSettings
 from custodes.errors import AccessDenied, AuditFailure
-from custodes.model import Access, Accessor
+from custodes.model import Access
 from custodes.sim import generate_people
 from custodes.vault import Vault
-from tests.helpers import access, break_event_table, checker_vault, make_vault
+from tests.helpers import break_event_table, checker_vault, officers_vault
 
 
 def test_submissions_of_one_turn_share_a_write_and_keep_their_own_results() -> None:
@@ -145,22 +145,11 @@ def test_each_loop_batches_only_its_own_submissions() -> None:
 # -- on the vault --------------------------------------------------------------------------------
 
 
-def _officers(vault: Vault, count: int) -> list[Access]:
-    """Duty officers duty-1 .. duty-COUNT (duty-1 exists already)."""
-    for i in range(2, count + 1):
-        vault.add_accessor(Accessor(f"duty-{i}", "police-1", "duty_officer"))
-    return [access(vault, f"duty-{i}", "identity_check") for i in range(1, count + 1)]
-
-
 def test_concurrent_reads_on_a_loop_share_commits_and_all_verify(
     tmp_path: Path, store_settings: StoreSettings
 ) -> None:
-    vault = make_vault(tmp_path / "home", store_settings)
     people = generate_people(8, seed=19)
-    registrar = access(vault, "reg-1", "registration")
-    for p in people:
-        vault.put(registrar, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
-    officers = _officers(vault, 2)
+    vault, officers = officers_vault(tmp_path / "home", store_settings, people, 2)
     before, batches = vault.store.event_count(), vault._loop_writer.batches
 
     async def main() -> list[list[str]]:
@@ -221,12 +210,8 @@ max_subjects_per_day = 2
 def test_no_data_leaves_when_the_shared_commit_fails(
     tmp_path: Path, store_settings: StoreSettings
 ) -> None:
-    vault = make_vault(tmp_path / "home", store_settings)
     people = generate_people(3, seed=21)
-    registrar = access(vault, "reg-1", "registration")
-    for p in people:
-        vault.put(registrar, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
-    officers = _officers(vault, 3)
+    vault, officers = officers_vault(tmp_path / "home", store_settings, people, 3)
     before = vault.store.event_count()
     break_event_table(vault)
 
@@ -250,16 +235,8 @@ def test_no_data_leaves_when_the_shared_commit_fails(
 def test_a_read_on_a_loop_is_ledgered_before_it_returns(
     tmp_path: Path, store_settings: StoreSettings, reads: int
 ) -> None:
-    vault: Vault = make_vault(tmp_path / "home", store_settings)
     person = generate_people(1, seed=23)[0]
-    registrar = access(vault, "reg-1", "registration")
-    vault.put(
-        registrar,
-        "identity",
-        person.id_number,
-        {"name": person.name, "id_number": person.id_number},
-    )
-    officer = access(vault, "duty-1", "identity_check")
+    vault, (officer,) = officers_vault(tmp_path / "home", store_settings, [person])
     seen: list[int] = []
 
     async def main() -> None:
@@ -276,12 +253,8 @@ def test_a_read_on_a_loop_is_ledgered_before_it_returns(
 def test_reads_of_one_accessor_on_a_loop_are_decided_in_turn_and_share_a_write(
     tmp_path: Path, store_settings: StoreSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vault = make_vault(tmp_path / "home", store_settings)
     people = generate_people(4, seed=29)
-    registrar = access(vault, "reg-1", "registration")
-    for p in people:
-        vault.put(registrar, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
-    officer = access(vault, "duty-1", "identity_check")
+    vault, (officer,) = officers_vault(tmp_path / "home", store_settings, people)
     threads: list[str] = []
     real = Vault._prepare_get
 

@@ -18,22 +18,15 @@ import pytest
 from custodes._loopcommit import LoopCommit
 from custodes._walcheckpoint import WalCheckpointer
 from custodes.config import StoreSettings
-from custodes.model import Accessor
 from custodes.sim import generate_people
 from custodes.vault import Vault
-from tests.helpers import access, make_vault
+from tests.helpers import access, make_vault, officers_vault
 
 PEOPLE = generate_people(40, seed=41)
 
 
 def _filled(home: Path, store: StoreSettings) -> Vault:
-    vault = make_vault(home, store)
-    registrar = access(vault, "reg-1", "registration")
-    for p in PEOPLE:
-        vault.put(registrar, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})
-    for i in range(2, 9):
-        vault.add_accessor(Accessor(f"duty-{i}", "police-1", "duty_officer"))
-    return vault
+    return officers_vault(home, store, PEOPLE, 8)[0]
 
 
 def _read_a_lot(vault: Vault, rounds: int) -> int:
