@@ -128,6 +128,31 @@ def test_held_commits_wait_and_go_out_on_release(loop: asyncio.AbstractEventLoop
     assert written == [[1], [2, 3]]  # written together, right after the release
 
 
+def test_a_hold_keeps_only_its_own_loops_writes_waiting(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever)
+    thread.start()
+    try:
+        written: list[list[int]] = []
+        commit = _commit(written)
+        asyncio.run_coroutine_threadsafe(commit.submit(1), other).result(2)
+        asyncio.run_coroutine_threadsafe(commit.submit(2), loop).result(2)  # the last to submit
+        with commit.held() as held:
+            assert held
+            waiting = asyncio.run_coroutine_threadsafe(commit.submit(3), loop)
+            assert asyncio.run_coroutine_threadsafe(commit.submit(4), other).result(2) == 4
+            time.sleep(0.1)
+            assert not waiting.done()  # the held loop's write waits; the other's went out
+        assert waiting.result(2) == 3
+        assert written == [[1], [2], [4], [3]]
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join()
+        other.close()
+
+
 def test_no_loop_is_never_held() -> None:
     with _commit([]).held() as held:
         assert not held

@@ -41,7 +41,7 @@ class LoopCommit(Generic[T, R]):
         self._queues: dict[asyncio.AbstractEventLoop, list[tuple[T, asyncio.Future[R]]]] = {}
         self.batches = 0  # number of writes so far (for tests and diagnostics)
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that submitted last
-        self._held = False
+        self._held: asyncio.AbstractEventLoop | None = None  # the loop whose writes wait
 
     @contextmanager
     def held(self, timeout: float = 0.5) -> Iterator[bool]:
@@ -56,7 +56,7 @@ class LoopCommit(Generic[T, R]):
         acknowledged = threading.Event()
 
         def hold() -> None:
-            self._held = True
+            self._held = loop
             acknowledged.set()
 
         try:
@@ -71,13 +71,15 @@ class LoopCommit(Generic[T, R]):
         finally:
             try:
                 # After hold() in the loop's queue, so even a late hold is undone.
-                loop.call_soon_threadsafe(self._release)
+                loop.call_soon_threadsafe(self._release, loop)
             except RuntimeError:  # pragma: no cover - the loop closed meanwhile
-                self._held = False
+                self._held = None
 
-    def _release(self) -> None:
-        self._held = False
-        for loop in list(self._queues):
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop``: end its hold and write what queued meanwhile."""
+        if self._held is loop:
+            self._held = None
+        if loop in self._queues:
             loop.call_soon(self._flush, loop)
 
     async def submit(self, item: T) -> R:
@@ -98,7 +100,7 @@ class LoopCommit(Generic[T, R]):
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._held or loop not in self._queues:
+        if self._held is loop or loop not in self._queues:
             return  # held: written on release (or already written by an earlier flush)
         batch = self._queues.pop(loop)
         try:
