@@ -41,6 +41,31 @@ def test_submissions_of_one_turn_share_a_write_and_keep_their_own_results() -> N
     assert commit.batches == 2
 
 
+def test_a_submission_of_the_next_turn_joins_the_write() -> None:
+    # A request the loop reads one turn after the first submission still shares its commit.
+    written: list[list[str]] = []
+
+    def write(items: list[str]) -> list[str]:
+        written.append(list(items))
+        return items
+
+    commit: LoopCommit[str, str] = LoopCommit(write)
+
+    async def first() -> str:
+        return await commit.submit("first")
+
+    async def next_turn() -> str:
+        await asyncio.sleep(0)  # resumes on the loop's next turn, after first() submitted
+        return await commit.submit("next turn")
+
+    async def main() -> list[str]:
+        return await asyncio.gather(first(), next_turn())
+
+    assert asyncio.run(main()) == ["first", "next turn"]
+    assert written == [["first", "next turn"]]
+    assert commit.batches == 1
+
+
 def test_a_caller_resumes_only_after_the_write_holding_its_item() -> None:
     order: list[str] = []
 

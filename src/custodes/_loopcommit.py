@@ -1,15 +1,17 @@
-"""Loop commit: the reads an event loop prepares in one turn share one transaction.
+"""Loop commit: the reads an event loop prepares in two turns share one transaction.
 
 :class:`~custodes._groupcommit.GroupCommit` batches callers that wait in *threads*. A server
 that runs embedded-store reads on its event loop (no thread hop: it costs as much as the read)
 has no such callers: each read would commit alone, paying a transaction and a WAL append of
 its own (about five pages) while the other connections' requests wait behind it. Here a read
-that has prepared its event awaits :meth:`LoopCommit.submit`; the first submission of a loop
-turn schedules one flush at the end of what the loop already has ready (``call_soon``), so
-every request that became ready in the same turn — typically all those that arrived while the
-previous flush was writing — adds its events to the same write. Each caller resumes only once
-the write holding its events has returned (or raised): nothing is answered before its trace is
-durable.
+that has prepared its event awaits :meth:`LoopCommit.submit`; the first submission schedules
+one flush for the end of the loop's *next* turn (``call_soon`` twice), so every request that
+became ready in that turn or the next — those that arrived while the previous flush was
+writing, and those whose bytes the loop reads in between — adds its events to the same write.
+Waiting the one turn more raised the reads per commit of a loaded server from 3.8-4.3 to
+6.2-7.4 and cut its CPU per read by 4-7 % (docs/benchmarks.md, HTTP, 2026-12-07, second evening).
+Each caller resumes only once the write holding its events has returned (or raised): nothing is
+answered before its trace is durable.
 
 One loop commit serves any number of event loops (one queue per loop); ``write`` must be safe
 to call from each of their threads (the vault's ``write`` goes through its GroupCommit).
@@ -30,7 +32,7 @@ R = TypeVar("R")
 
 
 class LoopCommit(Generic[T, R]):
-    """Batch the :meth:`submit` calls of one event-loop turn into one ``write(items)``.
+    """Batch the :meth:`submit` calls of two event-loop turns into one ``write(items)``.
 
     ``write`` gets the items in submission order and returns one result per item, in order, or
     raises: every submitter of that batch then gets the exception.
@@ -83,7 +85,8 @@ class LoopCommit(Generic[T, R]):
             loop.call_soon(self._flush, loop)
 
     async def submit(self, item: T) -> R:
-        """Write ``item`` with the other submissions of this loop turn; return its result.
+        """Write ``item`` with the other submissions of this loop turn and the next; return its
+        result.
 
         The write happens even if the awaiting task is cancelled meanwhile.
 
@@ -95,9 +98,13 @@ class LoopCommit(Generic[T, R]):
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = []
-            loop.call_soon(self._flush, loop)
+            loop.call_soon(self._next_turn, loop)
         queue.append((item, future))
         return await future
+
+    def _next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run on the turn after the first submission: flush at the end of this one."""
+        loop.call_soon(self._flush, loop)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._held is loop or loop not in self._queues:

@@ -177,7 +177,7 @@ class Vault:
         self._events_writer: GroupCommit[Sequence[AccessEvent], list[int]] = GroupCommit(
             self._write_events
         )
-        # Reads run on an event loop (get_on_loop) share one commit per loop turn.
+        # Reads run on an event loop (get_on_loop) share one commit per two loop turns.
         self._loop_writer: LoopCommit[Sequence[AccessEvent], list[int]] = LoopCommit(
             self._commit_batches
         )
@@ -560,8 +560,9 @@ class Vault:
     ) -> list[Record]:
         """:meth:`get` for a caller on an event loop, with an embedded store: the read runs on
         the loop, and its event is committed in one transaction with those of the other reads
-        the loop prepares in the same turn (:class:`~custodes._loopcommit.LoopCommit`); the
-        records are returned once that commit is durable.
+        the loop prepares in the same turn or the next
+        (:class:`~custodes._loopcommit.LoopCommit`); the records are returned once that commit
+        is durable.
 
         A read is decided and opened under the accessor's read lock, like :meth:`get`, but the
         lock is released before the commit: its subject counts towards the accessor's daily

@@ -5,7 +5,7 @@ worker thread and the result back costs two thread switches under the interprete
 as much CPU as the read itself (measured: 1,400 -> 700 us per read, in process). So with SQLite,
 whose calls take microseconds and never wait on a network, record reads and single writes run
 on the event loop (a record read through ``Vault.get_on_loop``, which shares one commit among
-the reads of a loop turn). With PostgreSQL every call waits on round trips, which must not
+the reads of two loop turns). With PostgreSQL every call waits on round trips, which must not
 stall the loop, so calls go to the thread pool. Bulk calls (exports, erasure) always do.
 """
 
