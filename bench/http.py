@@ -21,7 +21,10 @@ that was asked for (each connection has one request in flight, so the response b
 last request sent on it); afterwards a sample of reads is repeated from Python and compared
 field by field with the synthetic people. Each wrk thread has one connection and stops itself,
 between requests, once the duration is over: nothing is in flight at the end, so the ledger
-must grow by exactly the number of reads answered; the bench asserts it.
+must grow by exactly the number of reads answered; the bench asserts it. All threads send their
+first request at one moment, after wrk has set every one of them up (each parses only its own
+share of the pairs), so every connection runs for the whole measured time; the output gives how
+far apart they started and stopped (``start_spread_s``, ``stop_spread_s``).
 
 The server is ``custodes serve`` as shipped (one process, access log on, to a file), or the
 command ``--server`` gives (experiments: ``bench/experiments/http_servers.py``). Besides rates
@@ -73,6 +76,7 @@ DUTY_FIELDS = ("name", "id_number", "birth_date")  # what the duty officers' gra
 SAMPLE = 50  # reads repeated from Python at the end and compared field by field
 TARGET_RATE = 2_000
 TARGET_P99_MS = 25.0
+START_MARGIN_S = 1.0  # from launching wrk to the threads' common start (their set-up before)
 
 # One wrk thread per connection; each thread checks every response and stops itself at the
 # deadline with nothing in flight (wrk's own -d stop would abandon requests mid-way).
@@ -81,6 +85,7 @@ local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
 int clock_gettime(int clk, bench_timespec *tp);
+int usleep(unsigned int usec);
 ]]
 local tspec = ffi.new("bench_timespec")
 local function now()
@@ -106,19 +111,22 @@ first_bad = ""
 
 function init(args)
   if mode == "read" then
-    for line in io.lines(os.getenv("BENCH_PAIRS")) do
+    -- Each thread reads only its own share of the pairs (written for it by the bench, from
+    -- where it starts in the rotation): wrk runs the threads' init one after another, and
+    -- every thread parsing all the pairs made the last one start seconds after the first.
+    for line in io.lines(os.getenv("BENCH_PAIRS") .. "." .. id) do
       local token, subject = line:match("^(%S+) (%S+)$")
       table.insert(pairs_, {token, subject})
     end
-    -- Threads start far apart in the list, and one pair further each, so that no two of
-    -- them move through the officers in step (16 threads at multiples of 6,250 pairs would
-    -- otherwise send 8 requests at a time as the same officer).
-    pos = 1 + math.floor(#pairs_ * id / tonumber(os.getenv("BENCH_THREADS"))) + id
   end
 end
 
 function request()
   if deadline == nil then
+    -- Every connection starts at the same moment (BENCH_GO, on the monotonic clock), so all
+    -- of them run for the whole measured time.
+    local wait = tonumber(os.getenv("BENCH_GO")) - now()
+    if wait > 0 then ffi.C.usleep(math.floor(wait * 1e6)) end
     started = now()
     deadline = started + seconds
   end
@@ -153,10 +161,13 @@ end
 
 function done(summary, latency, requests)
   local first, last, total, status, wrong = nil, 0, 0, 0, 0
+  local first_done, last_start = nil, 0
   local sample = ""
   for _, thread in ipairs(threads) do
     local s, f = thread:get("started"), thread:get("finished")
     if first == nil or s < first then first = s end
+    if s > last_start then last_start = s end
+    if first_done == nil or f < first_done then first_done = f end
     if f > last then last = f end
     total = total + thread:get("answered")
     status = status + thread:get("bad_status")
@@ -165,10 +176,11 @@ function done(summary, latency, requests)
   end
   local out = io.open(os.getenv("BENCH_OUT"), "w")
   out:write(string.format(
-    '{"answered": %d, "seconds": %.6f, "bad_status": %d, "bad_body": %d, '
+    '{"answered": %d, "seconds": %.6f, "start_spread_s": %.6f, "stop_spread_s": %.6f, '
+    .. '"bad_status": %d, "bad_body": %d, '
     .. '"unfinished_threads": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, '
     .. '"max_us": %d, "mean_us": %.1f, "wrk_timeouts": %d, "wrk_socket_errors": %d}\n',
-    total, last - first, status, wrong,
+    total, last - first, last_start - first, last - first_done, status, wrong,
     (function() local n = 0; for _, t in ipairs(threads) do
       if t:get("finished") == 0 then n = n + 1 end end; return n end)(),
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
@@ -317,20 +329,43 @@ def _cpu_seconds(pid: int) -> float | None:
     return total / os.sysconf("SC_CLK_TCK") if seen else None
 
 
+def _thread_shares(pairs: Path, threads: int, scratch: Path) -> Path:
+    """Write each wrk thread's share of the (token, subject) pairs to ``<base>.<thread>``;
+    return ``<base>``.
+
+    Thread t starts at pair ``n * t / threads + t`` (far apart, and one pair further each, so
+    that no two threads move through the officers in step: 16 threads at multiples of 6,250
+    pairs would otherwise send 8 requests at a time as the same officer) and goes on in order,
+    wrapping round the list; its share is the ``n / threads + 1`` pairs from there, more than
+    it reads in a run, which it would repeat from its start if it got to the end.
+    """
+    lines = pairs.read_text(encoding="utf-8").splitlines(keepends=True)
+    count, base = len(lines), scratch / "thread-pairs"
+    size = count // threads + 1
+    for t in range(threads):
+        start = count * t // threads + t
+        share = [lines[(start + k) % count] for k in range(min(size, count))]
+        _private_text(Path(f"{base}.{t}"), "".join(share))
+    return base
+
+
 def _wrk(
     port: int, mode: str, seconds: float, connections: int, pairs: Path, scratch: Path
 ) -> dict[str, Any]:
     script, out = scratch / "bench.lua", scratch / f"wrk-{mode}.json"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
     out.unlink(missing_ok=True)
+    shares = _thread_shares(pairs, connections, scratch) if mode == "read" else pairs
     env = {
         **os.environ,
         "BENCH_MODE": mode,
         "BENCH_SECONDS": str(seconds),
-        "BENCH_PAIRS": str(pairs),
+        "BENCH_PAIRS": str(shares),
         "BENCH_PATH": READ_PATH,
         "BENCH_OUT": str(out),
-        "BENCH_THREADS": str(connections),
+        # Python's monotonic clock is CLOCK_MONOTONIC, the one the script reads: every thread
+        # sends its first request at this moment, once wrk has set them all up.
+        "BENCH_GO": repr(time.monotonic() + START_MARGIN_S),
     }
     # wrk's own duration is only a backstop: each thread stops itself at the deadline.
     command = [
@@ -379,6 +414,8 @@ def _measure(
         "non_2xx": run["bad_status"],
         "wrong_body": run["bad_body"],
         "socket_errors": run["wrk_socket_errors"],
+        "start_spread_s": round(run["start_spread_s"], 3),
+        "stop_spread_s": round(run["stop_spread_s"], 3),
         "unfinished_threads": run["unfinished_threads"],
     }
 

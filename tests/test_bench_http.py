@@ -1,0 +1,51 @@
+"""``bench/http.py``'s load split: each wrk thread gets its own share of the pairs to parse."""
+
+from __future__ import annotations
+
+import http.client  # noqa: F401 - the standard library's, before bench/ (whose http.py) is on the path
+import importlib.util
+import stat
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(BENCH))  # for its _machine module
+    spec = importlib.util.spec_from_file_location("custodes_bench_http_t", BENCH / "http.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_thread_starts_apart_and_one_further_wrapping_round(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"token-{j % 4} subject-{j}\n" for j in range(10)))
+    base = bench._thread_shares(pairs, 3, tmp_path)
+    shares = [Path(f"{base}.{t}").read_text().split("\n")[:-1] for t in range(3)]
+    # thread t starts at 10 t / 3 + t and takes 10 // 3 + 1 pairs, wrapping round
+    assert [[line.split()[1] for line in share] for share in shares] == [
+        ["subject-0", "subject-1", "subject-2", "subject-3"],
+        ["subject-4", "subject-5", "subject-6", "subject-7"],
+        ["subject-8", "subject-9", "subject-0", "subject-1"],
+    ]
+    assert shares[0][0] == "token-0 subject-0"  # lines are copied whole
+    for t in range(3):  # they hold API tokens: owner-only
+        assert stat.S_IMODE(Path(f"{base}.{t}").stat().st_mode) == 0o600
+
+
+def test_more_threads_than_pairs_still_gives_every_thread_pairs(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("a s-0\nb s-1\n")
+    base = bench._thread_shares(pairs, 4, tmp_path)
+    for t in range(4):
+        assert len(Path(f"{base}.{t}").read_text().splitlines()) == 1
