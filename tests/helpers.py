@@ -65,12 +65,16 @@ def checker_vault(home: Path, store: StoreSettings, grants: str, people: Sequenc
 
 
 def officers_vault(
-    home: Path, store: StoreSettings, people: Sequence[Person], officers: int = 1
+    home: Path,
+    store: StoreSettings,
+    people: Sequence[Person],
+    officers: int = 1,
+    clock: ManualClock | None = None,
 ) -> tuple[Vault, list[Access]]:
     """:func:`make_vault` with an identity record (name, ID number) of each of ``people`` and
     duty officers ``duty-1`` .. ``duty-N``; returns the vault and the officers' accesses for
     ``identity_check``."""
-    vault = make_vault(home, store)
+    vault = make_vault(home, store, clock)
     registrar = access(vault, "reg-1", "registration")
     for p in people:
         vault.put(registrar, "identity", p.id_number, {"name": p.name, "id_number": p.id_number})

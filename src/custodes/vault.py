@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from custodes._groupcommit import GroupCommit
 from custodes._loopcommit import LoopCommit
+from custodes._signthread import SignThread
 from custodes._walcheckpoint import WalCheckpointer
 from custodes.clock import Clock, LocalDays, system_clock
 from custodes.config import Settings
@@ -179,8 +180,10 @@ class Vault:
         )
         # Reads run on an event loop (get_on_loop) share one commit per two loop turns.
         self._loop_writer: LoopCommit[Sequence[AccessEvent], list[int]] = LoopCommit(
-            self._commit_batches
+            self._commit_loop_batches
         )
+        # Their checkpoints are signed in a thread: the signature's fsyncs would stall the loop.
+        self._signer = SignThread(self._maybe_checkpoint)
         self._wal: WalCheckpointer | None = None
         self._quota: dict[str, tuple[datetime, set[str]]] = {}
         self._subjects: dict[str, _Subject] = {}  # normalized ID number -> subject
@@ -289,6 +292,7 @@ class Vault:
         if self._wal is not None:
             self._wal.close()
             self._wal = None
+        self._signer.close()
         if self._monitor is not None:
             self._monitor.close()
             self._monitor = None
@@ -1293,9 +1297,17 @@ class Vault:
         """Commit events (shared with concurrent callers' events), or raise AuditFailure."""
         self._commit_batches([events])
 
-    def _commit_batches(self, batches: list[Sequence[AccessEvent]]) -> list[list[int]]:
+    def _commit_loop_batches(self, batches: list[Sequence[AccessEvent]]) -> list[list[int]]:
+        """:meth:`_commit_batches` for an event loop's reads: a checkpoint that becomes due is
+        signed in the signing thread, so the loop never waits for its fsyncs."""
+        return self._commit_batches(batches, sign_here=False)
+
+    def _commit_batches(
+        self, batches: list[Sequence[AccessEvent]], *, sign_here: bool = True
+    ) -> list[list[int]]:
         """Commit several callers' events in one write (shared with concurrent threads'
-        events); return each caller's seqs, or raise AuditFailure."""
+        events); return each caller's seqs, or raise AuditFailure. A checkpoint that becomes
+        due is signed before returning, or with ``sign_here=False`` in the signing thread."""
         events = [event for batch in batches for event in batch]
         try:
             seqs = self._events_writer.submit(events)
@@ -1305,15 +1317,26 @@ class Vault:
                 f"({exc.diagnostics()})"
             ) from exc
         if seqs:
-            self._committed(seqs, events)
+            self._committed(seqs, events, sign_here=sign_here)
         return _split(seqs, batches)
 
-    def _committed(self, seqs: Sequence[int], events: Sequence[AccessEvent]) -> None:
+    def _committed(
+        self, seqs: Sequence[int], events: Sequence[AccessEvent], *, sign_here: bool = True
+    ) -> None:
         """After a commit: hand the events to streaming detection (a queue put), then sign a
-        checkpoint if one is due."""
+        checkpoint if one is due (here, or with ``sign_here=False`` in the signing thread)."""
         if self._monitor is not None:
             self._monitor.submit(seqs, events)
-        self._maybe_checkpoint(seqs[-1] + 1)
+        size = seqs[-1] + 1
+        if sign_here:
+            self._maybe_checkpoint(size)
+        elif self._checkpoints is not None:
+            try:
+                due = self._checkpoints.due(self._clock(), size=size)
+            except (CustodesError, OSError):
+                due = True  # the signing thread's attempt logs it, and the next one retries
+            if due:
+                self._signer.due(size)
 
     def _write_events(self, batches: list[Sequence[AccessEvent]]) -> list[list[int]]:
         """Append the events of several callers in one transaction; return each one's seqs."""

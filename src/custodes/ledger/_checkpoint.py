@@ -306,16 +306,25 @@ class CheckpointLog:
 
         Raises as :meth:`sign`.
         """
-        if self._known is None:
-            self._remember(self.latest())
         current = ledger.size() if size is None else size
-        if not self._due(current, now):
+        if not self.due(now, size=current):
             return None
         with self._locked() as handle:
             self._remember(self._tail(handle))
             if not self._due(current, now):
                 return None
             return self._sign_locked(handle, ledger, now)
+
+    def due(self, now: datetime, *, size: int) -> bool:
+        """Whether a checkpoint is due for a log of ``size`` entries at ``now`` (N entries or T
+        seconds since the last one this process knows of; the history is read once).
+
+        Raises:
+            VerificationError: the last history line is malformed or its signature is bad.
+        """
+        if self._known is None:
+            self._remember(self.latest())
+        return self._due(size, now)
 
     # -- internals ---------------------------------------------------------------------------
 
