@@ -196,18 +196,23 @@ def test_serving_freezes_what_was_built_before_it(
 
     import uvicorn
 
-    from custodes._cli_serve import run_server
+    from custodes._cli_serve import FULL_PASS_EVERY, run_server
 
     seen: dict[str, int] = {}
 
     def serve(app: Any, **options: Any) -> None:  # stands in for the blocking serve loop only
         seen["frozen"] = gc.get_freeze_count()
         seen["enabled"] = int(gc.isenabled())
+        seen["full_every"] = gc.get_threshold()[2]
 
     monkeypatch.setattr(uvicorn, "run", serve)
     gc.unfreeze()
+    before = gc.get_threshold()
     try:
         run_server(object(), host="127.0.0.1", port=0, access_log=False)
     finally:
         gc.unfreeze()
     assert seen["frozen"] > 10_000 and seen["enabled"] == 1
+    # full passes rarer while serving; the thresholds are back once it stops
+    assert seen["full_every"] == FULL_PASS_EVERY > before[2]
+    assert gc.get_threshold() == before
