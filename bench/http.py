@@ -440,18 +440,57 @@ def _events(settings: Settings) -> int:
         store.close()
 
 
+def positive(text: str) -> int:
+    """A command-line whole number above zero (argparse's error otherwise)."""
+    return _whole(text, minimum=1)
+
+
+def _not_negative(text: str) -> int:
+    return _whole(text, minimum=0)
+
+
+def _whole(text: str, *, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum:
+        what = "a positive number" if minimum == 1 else f"at least {minimum}"
+        raise argparse.ArgumentTypeError(f"must be {what}, not {value}")
+    return value
+
+
+def _duration(text: str) -> float:
+    """Seconds of measuring: above zero."""
+    value = _warmup(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _warmup(text: str) -> float:
+    """Seconds of warm-up: zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subjects", type=int, default=100_000)
+    parser.add_argument("--subjects", type=positive, default=100_000)
     parser.add_argument(
         "--officers",
-        type=int,
+        type=_not_negative,
         default=0,
         help="drive only the first N officers (200 subjects each; default: all, subjects / 200)",
     )
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of reads first")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=_duration, default=15.0)
+    parser.add_argument("--warmup", type=_warmup, default=5.0, help="seconds of reads first")
+    parser.add_argument("--connections", type=positive, default=16)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help="admin URL (a database is made)")
     parser.add_argument(

@@ -166,22 +166,13 @@ async def _measure(app: Any, home: Path, args: argparse.Namespace, officers: int
     return {"rounds": rounds, "best": best, "ledger_growth": growth}
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", type=Path, help="the home to use (built there if missing)")
-    parser.add_argument("--subjects", type=_positive, default=100_000)
-    parser.add_argument("--reads", type=_positive, default=2_000, help="reads per kind per round")
-    parser.add_argument("--rounds", type=_positive, default=3)
+    positive = HTTP_BENCH.positive
+    parser.add_argument("--subjects", type=positive, default=100_000)
+    parser.add_argument("--reads", type=positive, default=2_000, help="reads per kind per round")
+    parser.add_argument("--rounds", type=positive, default=3)
     args = parser.parse_args()
     HTTP_BENCH._unshadow_stdlib()  # before anything imports starlette (the home's build does)
     with tempfile.TemporaryDirectory(prefix="custodes-bench-inproc-") as tmp:

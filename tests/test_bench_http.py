@@ -1,10 +1,13 @@
-"""``bench/http.py``'s load split: each wrk thread gets its own share of the pairs to parse."""
+"""``bench/http.py``: each wrk thread gets its own share of the pairs to parse; bad options are
+refused before anything is built."""
 
 from __future__ import annotations
 
 import http.client  # noqa: F401 - the standard library's, before bench/ (whose http.py) is on the path
 import importlib.util
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -49,3 +52,31 @@ def test_more_threads_than_pairs_still_gives_every_thread_pairs(
     base = bench._thread_shares(pairs, 4, tmp_path)
     for t in range(4):
         assert len(Path(f"{base}.{t}").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--connections", "0", "must be a positive number, not 0"),
+        ("--subjects", "-3", "must be a positive number, not -3"),
+        ("--officers", "-1", "must be at least 0, not -1"),
+        ("--officers", "some", "'some' is not a whole number"),
+        ("--seconds", "0", "must be more than 0 seconds"),
+        ("--seconds", "nan", "must be 0 or more seconds, not nan"),
+        ("--warmup", "-1", "must be 0 or more seconds, not -1"),
+        ("--warmup", "soon", "'soon' is not a number of seconds"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_built(
+    tmp_path: Path, option: str, value: str, says: str
+) -> None:
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "http.py"), "--keep", str(home), f"{option}={value}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr
+    assert not home.exists()
