@@ -1,5 +1,5 @@
-"""``bench/http.py``: each wrk thread gets its own share of the pairs to parse; bad options are
-refused before anything is built."""
+"""``bench/http.py``: each wrk thread gets its own share of the pairs to parse; bad options (of
+it and of ``bench/http_inproc.py``) are refused before anything is built."""
 
 from __future__ import annotations
 
@@ -55,24 +55,28 @@ def test_more_threads_than_pairs_still_gives_every_thread_pairs(
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "says"),
+    ("script", "option", "value", "says"),
     [
-        ("--connections", "0", "must be a positive number, not 0"),
-        ("--subjects", "-3", "must be a positive number, not -3"),
-        ("--officers", "-1", "must be at least 0, not -1"),
-        ("--officers", "some", "'some' is not a whole number"),
-        ("--seconds", "0", "must be more than 0 seconds"),
-        ("--seconds", "nan", "must be 0 or more seconds, not nan"),
-        ("--warmup", "-1", "must be 0 or more seconds, not -1"),
-        ("--warmup", "soon", "'soon' is not a number of seconds"),
+        ("http.py", "--connections", "0", "must be a positive number, not 0"),
+        ("http.py", "--subjects", "-3", "must be a positive number, not -3"),
+        ("http.py", "--officers", "-1", "must be at least 0, not -1"),
+        ("http.py", "--officers", "some", "'some' is not a whole number"),
+        ("http.py", "--seconds", "0", "must be more than 0 seconds"),
+        ("http.py", "--seconds", "nan", "must be 0 or more seconds, not nan"),
+        ("http.py", "--warmup", "-1", "must be 0 or more seconds, not -1"),
+        ("http.py", "--warmup", "soon", "'soon' is not a number of seconds"),
+        ("http_inproc.py", "--reads", "0", "must be a positive number, not 0"),
+        ("http_inproc.py", "--rounds", "-2", "must be a positive number, not -2"),
+        ("http_inproc.py", "--subjects", "many", "'many' is not a whole number"),
     ],
 )
 def test_bad_options_are_refused_before_anything_is_built(
-    tmp_path: Path, option: str, value: str, says: str
+    tmp_path: Path, script: str, option: str, value: str, says: str
 ) -> None:
+    # bench/http_inproc.py takes its whole-number check from bench/http.py: both are covered.
     home = tmp_path / "home"
     done = subprocess.run(
-        [sys.executable, str(BENCH / "http.py"), "--keep", str(home), f"{option}={value}"],
+        [sys.executable, str(BENCH / script), "--keep", str(home), f"{option}={value}"],
         capture_output=True,
         text=True,
         timeout=120,

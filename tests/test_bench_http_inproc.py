@@ -1,12 +1,11 @@
-"""``bench/http_inproc.py`` refuses bad input with a clear message and touches nothing."""
+"""``bench/http_inproc.py`` refuses bad input with a clear message and touches nothing (its bad
+numbers are in tests/test_bench_http.py, beside bench/http.py's, whose check it uses)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from custodes._home import init_home
 
@@ -21,25 +20,6 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         check=False,
     )
-
-
-@pytest.mark.parametrize(
-    ("option", "value", "says"),
-    [
-        ("--reads", "0", "must be a positive number, not 0"),
-        ("--rounds", "-2", "must be a positive number, not -2"),
-        ("--subjects", "many", "'many' is not a whole number"),
-    ],
-)
-def test_bad_numbers_are_refused_before_anything_is_built(
-    tmp_path: Path, option: str, value: str, says: str
-) -> None:
-    home = tmp_path / "home"
-    done = _run("--keep", str(home), option, value)
-    assert done.returncode == 2
-    assert says in done.stderr
-    assert "Traceback" not in done.stderr
-    assert not home.exists()
 
 
 def test_a_vault_the_bench_did_not_build_is_left_alone(tmp_path: Path) -> None:
